@@ -1,0 +1,186 @@
+"""The ``up-jobs`` command: a thin edge that maps library results to output and exit codes.
+
+Exit codes (also in the README):
+  0  success
+  1  run aborted by an unexpected error
+  2  configuration or usage error
+  3  the API rejected the key (401/403)
+  4  finished, but some jobs failed or were quarantined, or job-list lines were unusable
+  5  another run holds the lock on this database
+  130 interrupted (SIGINT/SIGTERM)
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Callable, Sequence
+
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_AUTH, EXIT_PARTIAL, EXIT_LOCKED, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 5, 130
+DEFAULT_DB = "up_jobs.duckdb"
+DEFAULT_DEMO_DB = "up_jobs_demo.duckdb"
+
+
+def _add_run_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    run = commands.add_parser("run", help="fetch the configured jobs and load them (the cron job)")
+    run.add_argument("--db", default=DEFAULT_DB, help=f"analysis DuckDB file (default {DEFAULT_DB})")
+    run.add_argument("--jobs-file", help="CSV of jobs (header workflow_id,job_id[,space_id])")
+    run.add_argument("--refresh", action="store_true", help="refetch every job, terminal ones too")
+    run.add_argument("--concurrency", type=int, help="parallel requests (default: max_concurrency, 16)")
+    run.add_argument("--lock-timeout", type=float, help="seconds to wait for another run's lock (default 0)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="up-jobs", description="Telestream UP workflow jobs into DuckDB.")
+    parser.add_argument(
+        "--project-dir",
+        help="folder holding .dlt/ (config and secrets); default: the current folder. Use it from cron.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    _add_run_parser(commands)
+    demo = commands.add_parser("demo", help="run end to end against the built-in emulator, then report")
+    demo.add_argument("--db", default=DEFAULT_DEMO_DB, help=f"demo DuckDB file (default {DEFAULT_DEMO_DB})")
+    demo.add_argument("--jobs", type=int, default=500, help="jobs to generate (default 500)")
+    demo.add_argument("--seed", type=int, default=7, help="generator seed (default 7)")
+    emulator = commands.add_parser("emulator", help="serve the UP API emulator until Ctrl-C")
+    emulator.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (default 8765, 0 = any)")
+    emulator.add_argument("--jobs", type=int, default=500, help="jobs to generate (default 500)")
+    emulator.add_argument("--seed", type=int, default=7, help="generator seed (default 7)")
+    emulator.add_argument("--latency-ms", type=float, default=0, help="added latency per request")
+    emulator.add_argument("--faults", action="store_true", help="inject the fault matrix (5xx, 429, timeouts, ...)")
+    report = commands.add_parser("report", help="print the duration report from a database")
+    report.add_argument("--db", default=DEFAULT_DB, help=f"analysis DuckDB file (default {DEFAULT_DB})")
+    report.add_argument("--html", help="also write a self-contained HTML report with charts to this file")
+    return parser
+
+
+def _stop_on_signals(stop: threading.Event) -> None:
+    """SIGTERM/SIGINT set ``stop`` (workers finish their request) and raise in the main thread."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def _progress_printer(stream = sys.stderr) -> Callable[[int, int], None]:
+    """A live line on a terminal; a line per 10% for cron logs."""
+    started, last_tenth = time.monotonic(), [-1]
+    interactive = stream.isatty()
+
+    def show(done: int, total: int) -> None:
+        elapsed = max(time.monotonic() - started, 1e-6)
+        rate = done / elapsed
+        eta = (total - done) / rate if rate else 0
+        line = f"fetched {done}/{total} jobs, {rate:.0f} jobs/s, ETA {eta:.0f} s"
+        if interactive:
+            stream.write("\r" + line + ("\n" if done == total else ""))
+            stream.flush()
+        elif total and done * 10 // total > last_tenth[0]:
+            last_tenth[0] = done * 10 // total
+            stream.write(line + "\n")
+
+    return show
+
+
+def _find(error: BaseException, kind: type) -> BaseException | None:
+    """Look through dlt's wrapping (PipelineStepFailed → cause chain) for an error of ``kind``."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, kind):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__
+
+
+def command_run(args: argparse.Namespace) -> int:
+    from pipeline.runner import RunOptions, run
+    from pipeline.settings import load_settings
+    from pipeline.summary import format_summary
+
+    stop = threading.Event()
+    _stop_on_signals(stop)
+    options = RunOptions(
+        db_path=Path(args.db).resolve(),
+        jobs_file=args.jobs_file,
+        refresh=args.refresh,
+        concurrency=args.concurrency,
+        lock_timeout_seconds=args.lock_timeout,
+    )
+    summary = run(load_settings(), options, stop=stop, on_progress=_progress_printer())
+    print(format_summary(summary))
+    print(f"database: {options.db_path}")
+    return EXIT_PARTIAL if summary.has_problems else EXIT_OK
+
+
+def command_demo(args: argparse.Namespace) -> int:
+    from pipeline.demo import run_demo
+
+    return run_demo(Path(args.db).resolve(), jobs=args.jobs, seed=args.seed, out=print)
+
+
+def command_emulator(args: argparse.Namespace) -> int:
+    from pipeline.demo import serve_emulator
+
+    return serve_emulator(args.port, args.jobs, args.seed, args.latency_ms, args.faults, out=print)
+
+
+def command_report(args: argparse.Namespace) -> int:
+    from pipeline.report import print_report, write_html_report
+
+    db = Path(args.db).resolve()
+    if not db.exists():
+        print(f"up-jobs: error: {db} does not exist; run 'up-jobs run' or 'up-jobs demo' first", file=sys.stderr)
+        return EXIT_CONFIG
+    print(print_report(db))
+    if args.html:
+        path = write_html_report(db, Path(args.html))
+        print(f"HTML report: {path}")
+    return EXIT_OK
+
+
+COMMANDS = {"run": command_run, "demo": command_demo, "emulator": command_emulator, "report": command_report}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.project_dir:
+        os.environ["DLT_PROJECT_DIR"] = str(Path(args.project_dir).resolve())
+        os.chdir(args.project_dir)
+    logging.getLogger("dlt").setLevel(logging.WARNING)
+    from dlt.common.configuration.exceptions import ConfigurationException
+
+    from pipeline.http import AuthRejected
+    from pipeline.settings import ConfigError
+    from pipeline.workspace import LockHeld
+
+    try:
+        return COMMANDS[args.command](args)
+    except KeyboardInterrupt as error:
+        print(f"up-jobs: interrupted ({error or 'SIGINT'}); loaded data is intact, the next run resumes", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as error:  # noqa: BLE001 - the edge: every failure becomes one line and a code
+        for kind, code in ((AuthRejected, EXIT_AUTH), (LockHeld, EXIT_LOCKED), (ConfigError, EXIT_CONFIG),
+                           (ConfigurationException, EXIT_CONFIG), (KeyboardInterrupt, EXIT_INTERRUPTED)):
+            found = _find(error, kind)
+            if found is not None:
+                print(f"up-jobs: error: {_one_line(found)}", file=sys.stderr)
+                return code
+        print(f"up-jobs: error: run aborted: {type(error).__name__}: {_one_line(error)}", file=sys.stderr)
+        return EXIT_FAILED

@@ -1,0 +1,170 @@
+"""Seeded, realistic UP job bodies: several workflows, all six states, seconds-to-days durations.
+
+Timestamps are microsecond-exact and ``elapsed_time`` equals ``updated_at - created_at``
+exactly, printed with 0-7 fraction digits in .NET's ``c`` or ``g`` style, so every branch of
+the TimeSpan parser is exercised by ordinary demo data.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from pipeline.job_ids import JobRef
+
+DEMO_SPACE_ID = "demo-space"
+STATE_WEIGHTS = {
+    "succeeded": 55,
+    "failed": 10,
+    "stopped": 5,
+    "in-process": 15,
+    "created": 8,
+    "retry": 7,
+}
+TERMINAL = ("succeeded", "failed", "stopped")
+
+
+@dataclass(frozen=True)
+class WorkflowProfile:
+    """A workflow and its typical duration (median seconds, log-normal spread)."""
+
+    name: str
+    median_seconds: float
+    spread: float
+    version: str
+
+
+WORKFLOWS = (
+    WorkflowProfile("Proxy generation", 45, 0.6, "3"),
+    WorkflowProfile("Ingest and QC", 600, 0.8, "7"),
+    WorkflowProfile("Transcode HLS ladder", 2_400, 0.7, "12"),
+    WorkflowProfile("Subtitle burn-in", 900, 1.0, "2"),
+    WorkflowProfile("Archive to deep storage", 6 * 3600, 1.2, "5"),
+    WorkflowProfile("Restore from archive", 3 * 86400, 1.1, "1"),
+)
+
+
+def format_timestamp(moment: datetime) -> str:
+    """UP's ISO-8601 UTC form; trailing zeros trimmed so fraction lengths vary like the real API."""
+    text = moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f").rstrip("0").rstrip(".")
+    return text + "Z"
+
+
+def format_elapsed(duration: timedelta, fraction_digits: int, general: bool) -> str:
+    """``c`` style ``[d.]hh:mm:ss[.fffffff]`` or ``g`` style ``[d:]h:mm:ss[.FFFFFFF]``."""
+    micros = duration // timedelta(microseconds=1)
+    seconds_total, micro = divmod(micros, 1_000_000)
+    minutes_total, seconds = divmod(seconds_total, 60)
+    hours_total, minutes = divmod(minutes_total, 60)
+    days, hours = divmod(hours_total, 24)
+    if general:
+        text = (f"{days}:" if days else "") + f"{hours}:{minutes:02d}:{seconds:02d}"
+    else:
+        text = (f"{days}." if days else "") + f"{hours:02d}:{minutes:02d}:{seconds:02d}"
+    if fraction_digits:
+        text += "." + f"{micro * 10:07d}"[:fraction_digits]
+    return text
+
+
+def _round_to_digits(duration: timedelta, fraction_digits: int) -> timedelta:
+    """Round so that ``fraction_digits`` digits print the duration exactly."""
+    step = 10 ** max(0, 6 - fraction_digits)
+    micros = duration // timedelta(microseconds=1)
+    return timedelta(microseconds=max(step, micros - micros % step))
+
+
+def _workflow_ids(rng: random.Random) -> list[str]:
+    return [str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in WORKFLOWS]
+
+
+def generate_jobs(
+    count: int, seed: int = 7, now: datetime | None = None, space_id: str = DEMO_SPACE_ID
+) -> list[tuple[JobRef, dict[str, Any]]]:
+    """``count`` job bodies as the API returns them, deterministic for a seed and ``now``."""
+    rng = random.Random(seed)
+    now = (now or datetime.now(timezone.utc)).replace(microsecond=0)
+    workflow_ids = _workflow_ids(rng)
+    states, weights = zip(*STATE_WEIGHTS.items())
+    jobs = []
+    for index in range(count):
+        slot = rng.randrange(len(WORKFLOWS))
+        profile, workflow_id = WORKFLOWS[slot], workflow_ids[slot]
+        state = rng.choices(states, weights)[0]
+        job_id = f"{rng.getrandbits(128):032x}"
+        body = _job_body(rng, now, profile, workflow_id, job_id, state, index)
+        jobs.append((JobRef(space_id, workflow_id, job_id), body))
+    return jobs
+
+
+def _duration(rng: random.Random, profile: WorkflowProfile) -> timedelta:
+    seconds = math.exp(rng.gauss(math.log(profile.median_seconds), profile.spread))
+    return timedelta(seconds=min(max(seconds, 1.0), 200 * 86400))
+
+
+def _job_body(
+    rng: random.Random,
+    now: datetime,
+    profile: WorkflowProfile,
+    workflow_id: str,
+    job_id: str,
+    state: str,
+    index: int,
+) -> dict[str, Any]:
+    digits = rng.randint(0, 7)
+    duration = _round_to_digits(_duration(rng, profile), digits)
+    if state in TERMINAL:  # finished some time in the last 30 days
+        age = duration + timedelta(seconds=rng.uniform(0, 30 * 86400))
+    else:  # still running: started recently, part-way through its typical duration
+        age = duration * rng.uniform(0.05, 0.9)
+    created_at = now - age + timedelta(microseconds=rng.randrange(1_000_000))
+    body: dict[str, Any] = {
+        "id": job_id,
+        "name": f"{profile.name.lower().replace(' ', '-')}-{index:06d}",
+        "workflow_id": workflow_id,
+        "workflow_name": profile.name,
+        "workflow_version": profile.version,
+        "state": state,
+        "created_at": format_timestamp(created_at),
+    }
+    if state in TERMINAL:
+        finished = created_at + duration
+        body.update(
+            progress=100 if state == "succeeded" else round(rng.uniform(0, 99), 1),
+            updated_at=format_timestamp(finished),
+            elapsed_time=format_elapsed(duration, digits, general=rng.random() < 0.2),
+        )
+    else:
+        progress = 0 if state == "created" else round(rng.uniform(1, 99), rng.choice((0, 1, 2)))
+        seen = created_at + (duration * rng.random() if state != "created" else timedelta(0))
+        body.update(progress=progress, updated_at=format_timestamp(min(seen, now)), elapsed_time=None)
+    return body
+
+
+def advance_body(body: dict[str, Any], rng: random.Random, now: datetime, finish: bool) -> dict[str, Any]:
+    """The next version of a non-terminal job: finished (terminal) or just further along."""
+    updated = dict(body)
+    created_at = datetime.fromisoformat(body["created_at"])
+    previous = datetime.fromisoformat(body["updated_at"])
+    moment = max(now, previous + timedelta(seconds=2))  # stays newer after rounding
+    if finish:
+        digits = rng.randint(0, 7)
+        duration = _round_to_digits(moment - created_at, digits)
+        state = rng.choices(TERMINAL, (80, 15, 5))[0]
+        updated.update(
+            state=state,
+            progress=100 if state == "succeeded" else body["progress"],
+            updated_at=format_timestamp(created_at + duration),
+            elapsed_time=format_elapsed(duration, digits, general=False),
+        )
+    else:
+        progress = float(body.get("progress") or 0)
+        updated.update(
+            state="in-process",
+            progress=round(min(99.0, progress + rng.uniform(1, 20)), 1),
+            updated_at=format_timestamp(moment),
+        )
+    return updated

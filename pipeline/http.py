@@ -1,0 +1,227 @@
+"""Fetch one UP job over HTTP with bounded, jittered retries shared fairly across threads.
+
+dlt's ``dlt.sources.helpers.requests.Client`` retries 429/5xx with Retry-After but without
+jitter, without a cap on the total wait, without telling the caller how many attempts a
+request took, and each thread backs off alone, so many workers hitting 429 keep hammering.
+This module adds exactly that: a :class:`RateGate` every worker waits on after any 429, full
+jitter, a total-wait budget and an attempt count, on top of keep-alive ``requests`` sessions
+(one per worker thread, pool sized to the concurrency). Non-retryable answers come back as a
+:class:`FetchResult` for the caller to classify; 401/403 raise :class:`AuthRejected`.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from pipeline.job_ids import JobRef
+
+RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+RETRYABLE_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
+USER_AGENT = "up-jobs (dlt pipeline)"
+
+
+class AuthRejected(Exception):
+    """The API refused the key (401/403): every further request would fail the same way."""
+
+    def __init__(self, status: int) -> None:
+        cause = "the API key was rejected" if status == 401 else "the API key lacks access to this space"
+        super().__init__(f"HTTP {status} from the UP API: {cause} (check sources.up_jobs.api_key)")
+        self.status = status
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 5
+    backoff_seconds: float = 0.5
+    max_backoff_seconds: float = 30.0
+    max_total_wait_seconds: float = 120.0
+    connect_timeout_seconds: float = 10.0
+    read_timeout_seconds: float = 30.0
+
+    def backoff(self, attempt: int, rng: random.Random) -> float:
+        """Full-jitter exponential backoff (AWS architecture blog), so retries spread out."""
+        ceiling = min(self.max_backoff_seconds, self.backoff_seconds * 2 ** (attempt - 1))
+        return rng.uniform(0, ceiling)
+
+
+@dataclass
+class FetchResult:
+    """What one job's request ended with, after retries."""
+
+    ref: JobRef
+    status: int | None
+    body: bytes | None
+    attempts: int
+    fetched_at: datetime
+    error_kind: str | None = None
+    message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.error_kind is None and self.status == 200
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header, in delta-seconds or HTTP-date form."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return max(0.0, moment.timestamp() - (time.time() if now is None else now))
+
+
+class RateGate:
+    """A shared 'not before' time: after a 429 every worker pauses, so all slow down together."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._not_before = 0.0
+
+    def hold_for(self, seconds: float) -> None:
+        with self._lock:
+            self._not_before = max(self._not_before, time.monotonic() + seconds)
+
+    def wait(self, stop: threading.Event) -> None:
+        while True:
+            with self._lock:
+                remaining = self._not_before - time.monotonic()
+            if remaining <= 0 or stop.wait(remaining):
+                return
+
+
+class UpClient:
+    """Thread-safe client for ``GET {base_url}/{space}/workflows/{wf}/jobs/{job}``."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        policy: RetryPolicy,
+        pool_size: int = 16,
+        max_body_bytes: int = 1_048_576,
+        stop: threading.Event | None = None,
+    ) -> None:
+        self._base_url = base_url.rstrip("/")
+        self._headers = {"Authorization": f"Bearer {api_key}", "Accept": "application/json", "User-Agent": USER_AGENT}
+        self._policy = policy
+        self._pool_size = pool_size
+        self._max_body_bytes = max_body_bytes
+        self._local = threading.local()
+        self._sessions: list[requests.Session] = []
+        self._sessions_lock = threading.Lock()
+        self.gate = RateGate()
+        self.stop = stop or threading.Event()
+
+    def __repr__(self) -> str:  # never show the headers, they hold the key
+        return f"UpClient(base_url={self._base_url!r})"
+
+    def _session(self) -> requests.Session:
+        session: requests.Session | None = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            adapter = HTTPAdapter(pool_connections=1, pool_maxsize=self._pool_size, max_retries=0)
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
+            session.headers.update(self._headers)
+            self._local.session = session
+            with self._sessions_lock:
+                self._sessions.append(session)
+        return session
+
+    def close(self) -> None:
+        with self._sessions_lock:
+            for session in self._sessions:
+                session.close()
+            self._sessions.clear()
+
+    def fetch(self, ref: JobRef) -> FetchResult:
+        """GET one job, retrying transient failures within the policy's attempt and time budget."""
+        rng = random.Random()
+        url = f"{self._base_url}/{ref.path()}"
+        waited, attempt, last_status, last_problem = 0.0, 0, None, ""
+        while attempt < self._policy.max_attempts and not self.stop.is_set():
+            attempt += 1
+            self.gate.wait(self.stop)
+            try:
+                status, body, retry_after = self._get(url)
+            except RETRYABLE_ERRORS as error:
+                last_status, last_problem = None, _describe(error)
+                retry_after = None
+            else:
+                if status in (401, 403):
+                    raise AuthRejected(status)
+                if status not in RETRYABLE_STATUS:
+                    return self._finished(ref, status, body, attempt)
+                last_status, last_problem = status, f"HTTP {status}"
+                if status == 429:
+                    self.gate.hold_for(retry_after if retry_after is not None else self._policy.backoff(attempt, rng))
+            if attempt >= self._policy.max_attempts:
+                break
+            delay = max(retry_after or 0.0, self._policy.backoff(attempt, rng))
+            if waited + delay > self._policy.max_total_wait_seconds:
+                last_problem += f"; next wait {delay:.1f}s would exceed the {self._policy.max_total_wait_seconds:.0f}s budget"
+                break
+            waited += delay
+            if self.stop.wait(delay):
+                break
+        kind = "interrupted" if self.stop.is_set() else "retries_exhausted"
+        message = f"gave up after {attempt} attempt(s): {last_problem}"
+        return FetchResult(ref, last_status, None, attempt, _now(), kind, message)
+
+    def _get(self, url: str) -> tuple[int, bytes, float | None]:
+        timeout = (self._policy.connect_timeout_seconds, self._policy.read_timeout_seconds)
+        with self._session().get(url, timeout=timeout, stream=True, allow_redirects=False) as response:
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            return response.status_code, self._read_capped(response), retry_after
+
+    def _read_capped(self, response: requests.Response) -> bytes:
+        """The body, read no further than one byte past the cap (so oversize is detectable)."""
+        chunks, size = [], 0
+        for chunk in response.iter_content(chunk_size=65536):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > self._max_body_bytes:
+                break
+        return b"".join(chunks)[: self._max_body_bytes + 1]
+
+    def _finished(self, ref: JobRef, status: int, body: bytes, attempts: int) -> FetchResult:
+        if status == 200:
+            if len(body) > self._max_body_bytes:
+                message = f"body larger than the {self._max_body_bytes}-byte cap"
+                return FetchResult(ref, 200, body, attempts, _now(), "body_too_large", message)
+            return FetchResult(ref, 200, body, attempts, _now())
+        kind = "not_found" if status == 404 else "http_error"
+        message = f"HTTP {status}: {_snippet(body[:200])}"
+        return FetchResult(ref, status, body, attempts, _now(), kind, message)
+
+
+def _describe(error: Exception) -> str:
+    """A short cause without the request object (which would carry headers)."""
+    if isinstance(error, requests.Timeout):
+        return "request timed out"
+    if isinstance(error, requests.exceptions.ChunkedEncodingError):
+        return "connection dropped mid-body"
+    return "connection failed or was reset"
+
+
+def _snippet(body: bytes | None) -> str:
+    return (body or b"").decode("utf-8", errors="replace")[:200]
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)

@@ -1,0 +1,161 @@
+"""Which UP jobs to fetch: parse the configured ID list and jobs CSV, rejecting unsafe IDs.
+
+IDs are interpolated into URL paths, so only ``[A-Za-z0-9_-]{1,128}`` is accepted, untrimmed:
+``" a"``, ``"../x"``, ``"a/b"`` or ``"%2F"`` are reported with their file and line and are
+never requested. Pure functions; the caller decides how to show the problems.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+SAFE_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+CSV_COLUMNS = ("workflow_id", "job_id")
+OPTIONAL_CSV_COLUMNS = ("space_id",)
+
+
+@dataclass(frozen=True, order=True)
+class JobRef:
+    """One job to fetch: the three path IDs of the UP job endpoint."""
+
+    space_id: str
+    workflow_id: str
+    job_id: str
+
+    def path(self) -> str:
+        return f"{self.space_id}/workflows/{self.workflow_id}/jobs/{self.job_id}"
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    """A configured job line that was not used, and where it came from."""
+
+    location: str
+    message: str
+    is_error: bool = True
+
+    def __str__(self) -> str:
+        return f"{self.location}: {self.message}"
+
+
+@dataclass
+class JobList:
+    """The deduplicated jobs to fetch plus every line that could not be used."""
+
+    jobs: list[JobRef]
+    problems: list[ConfigProblem]
+
+    @property
+    def has_errors(self) -> bool:
+        return any(problem.is_error for problem in self.problems)
+
+
+def unsafe_reason(name: str, value: object) -> str | None:
+    """Why ``value`` may not go into a URL path, or None when it is safe."""
+    if not isinstance(value, str) or value == "":
+        return f"{name} is missing"
+    if len(value) > 128:
+        return f"{name} is {len(value)} characters long (at most 128 allowed)"
+    if not SAFE_ID.fullmatch(value):
+        return f"{name} {_preview(value)} has characters outside [A-Za-z0-9_-]"
+    return None
+
+
+def _preview(value: str) -> str:
+    return repr(value if len(value) <= 40 else value[:40] + "…")
+
+
+Parsed = tuple[str, JobRef] | ConfigProblem
+"""A usable line (its location and job) or the problem with it."""
+
+
+def _make_ref(space_id: object, workflow_id: object, job_id: object, location: str) -> Parsed:
+    reasons = [
+        reason
+        for reason in (
+            unsafe_reason("space_id", space_id),
+            unsafe_reason("workflow_id", workflow_id),
+            unsafe_reason("job_id", job_id),
+        )
+        if reason
+    ]
+    if reasons:
+        return ConfigProblem(location, "; ".join(reasons) + " (line not requested)")
+    return location, JobRef(str(space_id), str(workflow_id), str(job_id))
+
+
+def parse_config_jobs(entries: Sequence[object], default_space_id: str | None) -> Iterable[Parsed]:
+    """Parse the ``jobs`` config list of ``"workflow_id/job_id"`` strings."""
+    for index, entry in enumerate(entries):
+        location = f"config sources.up_jobs.jobs[{index}]"
+        if not isinstance(entry, str) or entry.count("/") != 1:
+            yield ConfigProblem(location, f"expected 'workflow_id/job_id', got {_preview(str(entry))}")
+            continue
+        workflow_id, job_id = entry.split("/")
+        yield _make_ref(default_space_id, workflow_id, job_id, location)
+
+
+def parse_jobs_csv(text: str, source_name: str, default_space_id: str | None) -> Iterable[Parsed]:
+    """Parse a jobs CSV (header ``workflow_id,job_id[,space_id]``); line 1 is the header."""
+    text = text.removeprefix("\ufeff")
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header = next(reader, None)
+    if header is None:
+        yield ConfigProblem(f"{source_name}:1", "file is empty; expected header 'workflow_id,job_id'")
+        return
+    columns = [name.strip() for name in header]
+    missing = [name for name in CSV_COLUMNS if name not in columns]
+    if missing:
+        yield ConfigProblem(f"{source_name}:1", f"header lacks column(s) {', '.join(missing)}")
+        return
+    unknown = [name for name in columns if name not in CSV_COLUMNS + OPTIONAL_CSV_COLUMNS]
+    if unknown:
+        yield ConfigProblem(f"{source_name}:1", f"unknown column(s) ignored: {', '.join(unknown)}", is_error=False)
+    for row in reader:
+        location = f"{source_name}:{reader.line_num}"
+        if not row or all(cell == "" for cell in row):
+            continue
+        if len(row) > len(columns):
+            yield ConfigProblem(location, f"expected at most {len(columns)} fields, got {len(row)}")
+            continue
+        values = dict(zip(columns, row + [""] * (len(columns) - len(row))))
+        space_id = values.get("space_id") or default_space_id
+        yield _make_ref(space_id, values["workflow_id"], values["job_id"], location)
+
+
+def build_job_list(
+    config_jobs: Sequence[object] | None,
+    jobs_file: str | Path | None,
+    default_space_id: str | None,
+) -> JobList:
+    """Combine the config list and the CSV into one deduplicated, validated job list."""
+    items: list[Parsed] = []
+    if config_jobs:
+        items.extend(parse_config_jobs(config_jobs, default_space_id))
+    if jobs_file:
+        path = Path(jobs_file)
+        text = path.read_text(encoding="utf-8", errors="replace")
+        items.extend(parse_jobs_csv(text, str(path), default_space_id))
+    return dedupe(items)
+
+
+def dedupe(items: Iterable[Parsed]) -> JobList:
+    """Keep the first occurrence of each job; later ones are reported, not requested twice."""
+    first_seen: dict[JobRef, str] = {}
+    problems: list[ConfigProblem] = []
+    for item in items:
+        if isinstance(item, ConfigProblem):
+            problems.append(item)
+            continue
+        location, ref = item
+        if ref in first_seen:
+            message = f"duplicate of {first_seen[ref]}, ignored"
+            problems.append(ConfigProblem(location, message, is_error=False))
+        else:
+            first_seen[ref] = location
+    return JobList(list(first_seen), problems)

@@ -1,0 +1,94 @@
+"""Decide what one fetched job becomes: a row to load, nothing (unchanged), an error, or quarantine.
+
+Pure: takes a :class:`FetchResult` and what the warehouse already holds for that job. This is
+where the per-job incremental rule lives: a record loads only when its ``updated_at`` is newer
+than the held one, so an older record never overwrites a newer one and jobs that finish out
+of order are never filtered out by some other job's cursor (dlt issue #2479).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pipeline.http import FetchResult
+from pipeline.normalize import BadRecord, NormalizedJob, normalize_job
+
+MAX_QUARANTINE_PAYLOAD = 8192
+
+
+@dataclass(frozen=True)
+class HeldJob:
+    """What the warehouse holds for a job id."""
+
+    updated_at: datetime
+    state: str | None
+
+
+@dataclass
+class Outcome:
+    """Rows for each table produced by one fetch, and how to count it in the summary."""
+
+    status: str  # loaded | unchanged | stale | failed | quarantined
+    job_row: dict[str, Any] | None = None
+    error_row: dict[str, Any] | None = None
+    quarantine_row: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def classify(result: FetchResult, held: HeldJob | None) -> Outcome:
+    if result.error_kind == "body_too_large":
+        return _quarantined(result, result.message)
+    if not result.ok:
+        return Outcome("failed", error_row=error_row(result, result.error_kind or "unknown", result.message))
+    try:
+        body = json.loads(result.body or b"")
+        job = normalize_job(body, result.ref)
+    except (ValueError, RecursionError) as error:  # JSONDecodeError and BadRecord are ValueErrors
+        reason = str(error) if isinstance(error, BadRecord) else f"body is not valid JSON: {error}"
+        return _quarantined(result, reason)
+    return _compare(job, held)
+
+
+def _quarantined(result: FetchResult, reason: str) -> Outcome:
+    return Outcome(
+        "quarantined",
+        error_row=error_row(result, "malformed", reason),
+        quarantine_row=quarantine_row(result, reason),
+    )
+
+
+def _compare(job: NormalizedJob, held: HeldJob | None) -> Outcome:
+    if held is None or job.updated_at > held.updated_at:
+        return Outcome("loaded", job_row=job.row, notes=job.notes)
+    return Outcome("unchanged" if job.updated_at == held.updated_at else "stale", notes=job.notes)
+
+
+def error_row(result: FetchResult, kind: str, message: str) -> dict[str, Any]:
+    return {
+        "space_id": result.ref.space_id,
+        "workflow_id": result.ref.workflow_id,
+        "job_id": result.ref.job_id,
+        "error_kind": kind,
+        "http_status": result.status,
+        "message": message[:1000],
+        "attempts": result.attempts,
+        "occurred_at": result.fetched_at,
+    }
+
+
+def quarantine_row(result: FetchResult, reason: str) -> dict[str, Any]:
+    raw = result.body or b""
+    return {
+        "space_id": result.ref.space_id,
+        "workflow_id": result.ref.workflow_id,
+        "job_id": result.ref.job_id,
+        "reason": reason[:1000],
+        "http_status": result.status,
+        "payload": raw[:MAX_QUARANTINE_PAYLOAD].decode("utf-8", errors="replace"),
+        "payload_bytes": len(raw),
+        "is_payload_truncated": len(raw) > MAX_QUARANTINE_PAYLOAD,
+        "received_at": result.fetched_at,
+    }

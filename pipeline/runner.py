@@ -1,0 +1,157 @@
+"""One pipeline run: config → job IDs → fetch → normalise → load → views → publish.
+
+The library raises typed errors and returns a :class:`RunSummary`; :mod:`pipeline.cli`
+turns both into output and exit codes.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import dlt
+
+from pipeline import warehouse
+from pipeline.http import RetryPolicy, UpClient
+from pipeline.job_ids import ConfigProblem, JobList, JobRef, build_job_list
+from pipeline.normalize import TERMINAL_STATES
+from pipeline.outcomes import HeldJob
+from pipeline.settings import (
+    DATASET_NAME,
+    PIPELINE_NAME,
+    ConfigError,
+    UpJobsConfiguration,
+    require_api_key,
+    validate_base_url,
+)
+from pipeline.source import FetchStats, up_jobs_source
+from pipeline.workspace import Workspace
+
+ProgressCallback = Callable[[int, int], None]
+
+
+@dataclass
+class RunOptions:
+    db_path: Path
+    jobs_file: str | None = None
+    refresh: bool = False
+    concurrency: int | None = None
+    lock_timeout_seconds: float | None = None
+    loader_file_format: str = "parquet"
+
+
+@dataclass
+class RunSummary:
+    listed: int = 0
+    skipped_terminal: int = 0
+    stats: FetchStats = field(default_factory=FetchStats)
+    config_problems: list[ConfigProblem] = field(default_factory=list)
+    views: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    load_id: str | None = None
+
+    def count(self, status: str) -> int:
+        return self.stats.outcomes[status]
+
+    @property
+    def failed(self) -> int:
+        return self.count("failed") + self.count("quarantined")
+
+    @property
+    def has_problems(self) -> bool:
+        return self.failed > 0 or any(problem.is_error for problem in self.config_problems)
+
+
+def make_client(settings: UpJobsConfiguration, concurrency: int, stop: threading.Event) -> UpClient:
+    policy = RetryPolicy(
+        max_attempts=settings.max_attempts,
+        backoff_seconds=settings.backoff_seconds,
+        max_backoff_seconds=settings.max_backoff_seconds,
+        max_total_wait_seconds=settings.max_total_wait_seconds,
+        connect_timeout_seconds=settings.connect_timeout_seconds,
+        read_timeout_seconds=settings.read_timeout_seconds,
+    )
+    return UpClient(
+        validate_base_url(settings.base_url),
+        require_api_key(settings.api_key),
+        policy,
+        pool_size=concurrency,
+        max_body_bytes=settings.max_body_bytes,
+        stop=stop,
+    )
+
+
+def make_pipeline(workspace: Workspace) -> dlt.Pipeline:
+    """The dlt pipeline writing the private working copy; its state lives beside the database."""
+    return dlt.pipeline(
+        pipeline_name=PIPELINE_NAME,
+        destination=dlt.destinations.duckdb(str(workspace.work_db)),
+        dataset_name=DATASET_NAME,
+        pipelines_dir=str(workspace.pipelines_dir),
+        progress="log" if os.environ.get("UP_JOBS_DLT_PROGRESS") else None,
+    )
+
+
+def jobs_to_fetch(
+    jobs: list[JobRef], held: dict[str, HeldJob], open_errors: frozenset[JobRef], refresh: bool
+) -> list[JobRef]:
+    """Skip jobs already loaded in a terminal state: they cannot change. Errors are retried."""
+    if refresh:
+        return list(jobs)
+    return [
+        ref
+        for ref in jobs
+        if ref in open_errors or ref.job_id not in held or held[ref.job_id].state not in TERMINAL_STATES
+    ]
+
+
+def load_job_list(settings: UpJobsConfiguration, options: RunOptions) -> JobList:
+    jobs_file = options.jobs_file or settings.jobs_file
+    if not settings.jobs and not jobs_file:
+        raise ConfigError("no jobs configured: set sources.up_jobs.jobs or jobs_file, or pass --jobs-file")
+    if jobs_file and not Path(jobs_file).is_file():
+        raise ConfigError(f"jobs file {jobs_file} does not exist")
+    return build_job_list(settings.jobs, jobs_file, settings.space_id)
+
+
+def run(
+    settings: UpJobsConfiguration,
+    options: RunOptions,
+    stop: threading.Event | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> RunSummary:
+    """Run once; raises ConfigError, AuthRejected, LockHeld, or dlt's errors on failure."""
+    started = time.monotonic()
+    job_list = load_job_list(settings, options)
+    concurrency = max(1, options.concurrency or settings.max_concurrency)
+    stop = stop or threading.Event()
+    client = make_client(settings, concurrency, stop)
+    summary = RunSummary(listed=len(job_list.jobs), config_problems=job_list.problems)
+    workspace = Workspace(options.db_path)
+    lock_timeout = settings.lock_timeout_seconds if options.lock_timeout_seconds is None else options.lock_timeout_seconds
+    with workspace.lock(lock_timeout):
+        workspace.prepare()
+        pipeline = make_pipeline(workspace)
+        if pipeline.has_pending_data:  # a previous run died after extracting: finish its work first
+            pipeline.normalize()
+            pipeline.load()
+        held = warehouse.held_jobs(pipeline)
+        open_errors = warehouse.open_error_refs(pipeline)
+        refs = jobs_to_fetch(job_list.jobs, held, open_errors, options.refresh)
+        summary.skipped_terminal = len(job_list.jobs) - len(refs)
+        progress = (lambda done: on_progress(done, len(refs))) if on_progress else None
+        source = up_jobs_source(client, refs, held, open_errors, summary.stats, concurrency, progress)
+        try:
+            load_info = pipeline.run(source, loader_file_format=options.loader_file_format)  # type: ignore[arg-type]
+        finally:
+            client.close()
+        summary.load_id = load_info.loads_ids[-1] if load_info.loads_ids else None
+        warehouse.ensure_tables(pipeline)
+        summary.views = warehouse.apply_views(pipeline)
+        workspace.publish()
+    summary.seconds = time.monotonic() - started
+    return summary

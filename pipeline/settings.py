@@ -1,0 +1,78 @@
+"""Configuration of the UP source, resolved by dlt from ``.dlt/*.toml`` and env vars.
+
+Section ``[sources.up_jobs]``; env vars override (``SOURCES__UP_JOBS__API_KEY``). The key is a
+dlt secret, so dlt's trace records ``<secret>`` rather than its value.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import List, Optional
+from urllib.parse import urlsplit
+
+from dlt.common.configuration import configspec, resolve_configuration
+from dlt.common.configuration.specs import BaseConfiguration
+from dlt.common.typing import TSecretStrValue
+
+SECTIONS = ("sources", "up_jobs")
+PIPELINE_NAME = "up_jobs"
+DATASET_NAME = "telestream_up"
+DEFAULT_DB_FILE = "up_jobs.duckdb"
+
+
+class ConfigError(ValueError):
+    """Configuration is missing or invalid; the message names the key and where to set it."""
+
+
+@configspec
+class UpJobsConfiguration(BaseConfiguration):
+    base_url: Optional[str] = None
+    space_id: Optional[str] = None
+    jobs: Optional[List[str]] = None
+    jobs_file: Optional[str] = None
+    api_key: Optional[TSecretStrValue] = None
+    max_concurrency: int = 16
+    max_attempts: int = 5
+    backoff_seconds: float = 0.5
+    max_backoff_seconds: float = 30.0
+    max_total_wait_seconds: float = 120.0
+    connect_timeout_seconds: float = 10.0
+    read_timeout_seconds: float = 30.0
+    max_body_bytes: int = 1_048_576
+    lock_timeout_seconds: float = 0.0
+
+
+def load_settings() -> UpJobsConfiguration:
+    """Resolve ``[sources.up_jobs]`` through dlt's providers (env, secrets.toml, config.toml)."""
+    return resolve_configuration(UpJobsConfiguration(), sections=SECTIONS, accept_partial=True)
+
+
+def validate_base_url(base_url: str | None) -> str:
+    """https only, except loopback hosts (the emulator); returns it without a trailing slash."""
+    if not base_url:
+        raise ConfigError("sources.up_jobs.base_url is not set (config.toml or SOURCES__UP_JOBS__BASE_URL)")
+    parts = urlsplit(base_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"sources.up_jobs.base_url {base_url!r} is not an http(s) URL")
+    if parts.username or parts.password or parts.query or parts.fragment:
+        raise ConfigError("sources.up_jobs.base_url must not contain credentials, a query or a fragment")
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
+        raise ConfigError(f"sources.up_jobs.base_url must use https (plain http only for loopback): {base_url!r}")
+    return base_url.rstrip("/")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def require_api_key(api_key: str | None) -> str:
+    if not api_key:
+        raise ConfigError(
+            "sources.up_jobs.api_key is not set: put it in .dlt/secrets.toml or SOURCES__UP_JOBS__API_KEY"
+        )
+    return str(api_key)

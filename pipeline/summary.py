@@ -1,0 +1,33 @@
+"""Human-readable run summary: one screen, the same lines in a terminal and in a cron mail."""
+
+from __future__ import annotations
+
+from pipeline.runner import RunSummary
+
+MAX_PROBLEM_LINES = 20
+
+
+def format_summary(summary: RunSummary) -> str:
+    stats = summary.stats
+    lines = [
+        f"jobs listed      {summary.listed:>8}",
+        f"  skipped        {summary.skipped_terminal:>8}   (already loaded in a terminal state)",
+        f"  fetched        {stats.fetched:>8}   ({stats.requests} HTTP requests)",
+        f"  loaded         {summary.count('loaded'):>8}   (new or newer updated_at)",
+        f"  unchanged      {summary.count('unchanged') + summary.count('stale'):>8}",
+        f"  failed         {summary.count('failed'):>8}   (see telestream_up.open_fetch_errors)",
+        f"  quarantined    {summary.count('quarantined'):>8}   (bad records, see telestream_up.quarantined_records)",
+    ]
+    if stats.recovered:
+        lines.append(f"  recovered      {stats.recovered:>8}   (earlier fetch errors now fine)")
+    if summary.count("stale"):
+        lines.append(f"  older than held {summary.count('stale'):>7}   (not loaded: we hold a newer record)")
+    lines.append(f"time taken       {summary.seconds:>8.1f} s")
+    for note, count in sorted(stats.notes.items()):
+        lines.append(f"note: {count} job(s) with {note}")
+    problems = summary.config_problems
+    for problem in problems[:MAX_PROBLEM_LINES]:
+        lines.append(f"{'error' if problem.is_error else 'warning'}: {problem}")
+    if len(problems) > MAX_PROBLEM_LINES:
+        lines.append(f"... and {len(problems) - MAX_PROBLEM_LINES} more job-list problem(s)")
+    return "\n".join(lines)

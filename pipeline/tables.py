@@ -1,0 +1,101 @@
+"""Column definitions of the tables the pipeline writes, used as dlt schema hints.
+
+Types are pinned so the first value seen never decides them (JSON ``100`` vs ``33.3`` would
+otherwise split ``progress`` into a ``progress__v_double`` variant column). The same
+definitions create empty tables up front, so views always have something to select from.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dlt.common.schema.typing import TColumnSchema, TTableSchema
+from dlt.common.schema.utils import new_table
+
+WORKFLOW_JOBS = "workflow_jobs"
+FETCH_ERRORS = "fetch_errors"
+QUARANTINE = "quarantined_records"
+RECOVERIES = "fetch_recoveries"
+
+
+def _text(name: str, nullable: bool = True) -> TColumnSchema:
+    return {"name": name, "data_type": "text", "nullable": nullable}
+
+
+def _double(name: str) -> TColumnSchema:
+    return {"name": name, "data_type": "double", "nullable": True}
+
+
+def _bigint(name: str) -> TColumnSchema:
+    return {"name": name, "data_type": "bigint", "nullable": True}
+
+
+def _timestamp(name: str) -> TColumnSchema:
+    return {"name": name, "data_type": "timestamp", "timezone": True, "nullable": True}
+
+
+def _job_key() -> list[TColumnSchema]:
+    return [_text("space_id"), _text("workflow_id"), _text("job_id")]
+
+
+COLUMNS: dict[str, list[TColumnSchema]] = {
+    WORKFLOW_JOBS: [
+        {"name": "id", "data_type": "text", "nullable": False, "primary_key": True},
+        _text("space_id"),
+        _text("workflow_id"),
+        _text("workflow_name"),
+        _text("name"),
+        _text("workflow_version"),
+        _text("state"),
+        _double("progress"),
+        _timestamp("created_at"),
+        {**_timestamp("updated_at"), "dedup_sort": "desc"},  # type: ignore[typeddict-item]
+        _text("elapsed_time"),
+        _double("elapsed_seconds"),
+        _text("elapsed_time_error"),
+    ],
+    FETCH_ERRORS: [
+        *_job_key(),
+        _text("error_kind"),
+        _bigint("http_status"),
+        _text("message"),
+        _bigint("attempts"),
+        _timestamp("occurred_at"),
+    ],
+    QUARANTINE: [
+        *_job_key(),
+        _text("reason"),
+        _bigint("http_status"),
+        _text("payload"),
+        _bigint("payload_bytes"),
+        {"name": "is_payload_truncated", "data_type": "bool", "nullable": True},
+        _timestamp("received_at"),
+    ],
+    RECOVERIES: [*_job_key(), _timestamp("recovered_at")],
+}
+
+WRITE_DISPOSITION: dict[str, Any] = {
+    WORKFLOW_JOBS: {"disposition": "merge", "strategy": "delete-insert"},
+    FETCH_ERRORS: "append",
+    QUARANTINE: "append",
+    RECOVERIES: "append",
+}
+
+_DLT_COLUMNS: list[TColumnSchema] = [
+    {"name": "_dlt_load_id", "data_type": "text", "nullable": False},
+    {"name": "_dlt_id", "data_type": "text", "nullable": False, "unique": True, "row_key": True},
+]
+
+
+def columns_hint(table: str) -> dict[str, TColumnSchema]:
+    return {column["name"]: column for column in COLUMNS[table]}  # type: ignore[misc]
+
+
+def empty_table_schemas() -> list[TTableSchema]:
+    """Table schemas (with dlt's own columns) for creating every table before any row arrives."""
+    schemas = []
+    for table, columns in COLUMNS.items():
+        disposition = WRITE_DISPOSITION[table]
+        disposition = disposition if isinstance(disposition, str) else disposition["disposition"]
+        schemas.append(new_table(table, write_disposition=disposition, columns=[*columns, *_DLT_COLUMNS]))
+    return schemas

@@ -1,0 +1,95 @@
+"""The files behind one analysis database: a private working copy, dlt's state, a run lock.
+
+DuckDB lets one process write a file only while nobody else has it open, and our users keep
+notebooks and CLI sessions open on it all day. So a run never writes the file users open:
+it loads into ``<db>.work/work.duckdb`` under an exclusive lock, then publishes a checkpointed
+copy with an atomic rename. A reader that has the old file open keeps seeing the old data;
+the next connection sees the new data; nobody ever sees a mix.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import shutil
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import duckdb
+
+
+class LockHeld(RuntimeError):
+    """Another run holds this database's lock."""
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """Paths derived from the analysis database path (``--db``)."""
+
+    db_path: Path
+
+    @property
+    def state_dir(self) -> Path:
+        return self.db_path.with_name(self.db_path.name + ".work")
+
+    @property
+    def work_db(self) -> Path:
+        return self.state_dir / "work.duckdb"
+
+    @property
+    def pipelines_dir(self) -> Path:
+        return self.state_dir / "pipelines"
+
+    @property
+    def lock_path(self) -> Path:
+        return self.state_dir / "run.lock"
+
+    def prepare(self) -> None:
+        """Create the state folder; seed the working copy from a published file if it is missing."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        if not self.work_db.exists() and self.db_path.exists():
+            shutil.copyfile(self.db_path, self.work_db)
+
+    @contextmanager
+    def lock(self, timeout_seconds: float = 0.0) -> Iterator[None]:
+        """Hold the run lock, waiting at most ``timeout_seconds``; raise LockHeld otherwise."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + max(0.0, timeout_seconds)
+        with open(self.lock_path, "a+") as handle:
+            while True:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except OSError as error:
+                    if error.errno not in (errno.EAGAIN, errno.EACCES) or time.monotonic() >= deadline:
+                        if error.errno in (errno.EAGAIN, errno.EACCES):
+                            raise LockHeld(
+                                f"another run holds the lock on {self.db_path} ({self.lock_path})"
+                            ) from None
+                        raise
+                    time.sleep(0.1)
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"{os.getpid()}\n")
+            handle.flush()
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def publish(self) -> None:
+        """Atomically replace the analysis database with a checkpointed copy of the working one."""
+        with duckdb.connect(str(self.work_db)) as connection:
+            connection.execute("CHECKPOINT")
+        temporary = self.db_path.with_name(f".{self.db_path.name}.{os.getpid()}.tmp")
+        shutil.copyfile(self.work_db, temporary)
+        with open(temporary, "rb+") as handle:
+            os.fsync(handle.fileno())
+        stale_wal = self.db_path.with_name(self.db_path.name + ".wal")
+        if stale_wal.exists():
+            stale_wal.unlink()  # a WAL left by someone writing the old file must not replay onto the new one
+        os.replace(temporary, self.db_path)
