@@ -88,6 +88,10 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: "_Server"
 
+    def setup(self) -> None:
+        super().setup()
+        self.server.emulator.count_connection()
+
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         """Silent: the emulator must not fill test or demo output with access logs."""
 
@@ -219,6 +223,13 @@ class EmulatorServer:
         self._httpd = _Server((host, port), _Handler)
         self._httpd.emulator = self
         self._thread: threading.Thread | None = None
+        self._connections_lock = threading.Lock()
+        self.connections_opened = 0
+
+    def count_connection(self) -> None:
+        """Counted per TCP connection, so tests and the benchmark can see keep-alive reuse."""
+        with self._connections_lock:
+            self.connections_opened += 1
 
     @property
     def base_url(self) -> str:

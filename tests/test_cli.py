@@ -1,0 +1,96 @@
+"""The up-jobs command as cron runs it: a real subprocess, env-var config, exit codes, no leaks."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import REPO, SECRET_KEY
+
+
+def up_jobs(*args: str, env: dict[str, str], cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def test_run_loads_jobs_and_prints_a_summary(emulator, tmp_path):
+    result = up_jobs("run", "--db", "up.duckdb", "--jobs-file", str(emulator.jobs_file), env=emulator.env(), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "loaded               60" in result.stdout
+    emulator.db = tmp_path / "up.duckdb"
+    assert emulator.query("select count(*) from telestream_up.workflow_jobs") == [(60,)]
+
+
+def test_wrong_key_gives_one_line_reason_and_exit_3(emulator, tmp_path):
+    env = {**emulator.env(), "SOURCES__UP_JOBS__API_KEY": "wrong-key-value"}
+    result = up_jobs("run", "--jobs-file", str(emulator.jobs_file), env=env, cwd=tmp_path)
+    assert result.returncode == 3
+    assert result.stderr.strip().splitlines() == [
+        "up-jobs: error: HTTP 401 from the UP API: the API key was rejected (check sources.up_jobs.api_key)"
+    ]
+    assert "wrong-key-value" not in result.stdout + result.stderr
+    assert emulator.store.total_requests <= 2 * 16 + 1  # stopped at once, no retry storm
+
+
+def test_after_a_401_a_good_run_succeeds(emulator, tmp_path):
+    bad = {**emulator.env(), "SOURCES__UP_JOBS__API_KEY": "wrong-key-value"}
+    assert up_jobs("run", "--jobs-file", str(emulator.jobs_file), env=bad, cwd=tmp_path).returncode == 3
+    good = up_jobs("run", "--jobs-file", str(emulator.jobs_file), env=emulator.env(), cwd=tmp_path)
+    assert good.returncode == 0, good.stderr
+    emulator.db = tmp_path / "up_jobs.duckdb"
+    assert emulator.query("select count(*) from telestream_up.workflow_jobs") == [(60,)]
+
+
+def test_unsafe_ids_are_reported_and_never_requested(emulator, tmp_path):
+    good = emulator.store.refs()[0]
+    jobs = tmp_path / "mixed.csv"
+    jobs.write_text(
+        "workflow_id,job_id\n"
+        f"{good.workflow_id},{good.job_id}\n"
+        f"{good.workflow_id},../admin\n"
+        f"{good.workflow_id},a%2Fb\n",
+        encoding="utf-8",
+    )
+    result = up_jobs("run", "--jobs-file", str(jobs), env=emulator.env(), cwd=tmp_path)
+    assert result.returncode == 4
+    assert f"error: {jobs}:3: job_id '../admin'" in result.stdout
+    assert f"error: {jobs}:4: job_id 'a%2Fb'" in result.stdout
+    assert set(emulator.store.requests) == {good.path()}
+
+
+def test_missing_configuration_is_a_clear_error(tmp_path):
+    env = {"PATH": "", "PYTHONPATH": str(REPO), "RUNTIME__DLTHUB_TELEMETRY": "false", "HOME": str(tmp_path)}
+    result = up_jobs("run", env=env, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "sources.up_jobs" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_plain_http_to_a_remote_host_is_refused(emulator, tmp_path):
+    env = {**emulator.env(), "SOURCES__UP_JOBS__BASE_URL": "http://up.example.com/v1"}
+    result = up_jobs("run", "--jobs-file", str(emulator.jobs_file), env=env, cwd=tmp_path)
+    assert result.returncode == 2 and "must use https" in result.stderr
+
+
+def _files_containing(root: Path, needle: bytes) -> list[Path]:
+    return [path for path in root.rglob("*") if path.is_file() and needle in path.read_bytes()]
+
+
+def test_api_key_never_reaches_output_or_files(emulator, tmp_path):
+    env = {**emulator.env(), "RUNTIME__LOG_LEVEL": "DEBUG"}
+    outputs = []
+    for args in (
+        ["run", "--jobs-file", str(emulator.jobs_file)],
+        ["run", "--jobs-file", str(emulator.jobs_file), "--refresh"],
+        ["run", "--jobs-file", str(tmp_path / "missing.csv")],
+    ):
+        result = up_jobs(*args, env=env, cwd=tmp_path)
+        outputs.append(result.stdout + result.stderr)
+    emulator.server.api_key = "rotated"  # every request is now a 401
+    result = up_jobs("run", "--jobs-file", str(emulator.jobs_file), "--refresh", env=env, cwd=tmp_path)
+    outputs.append(result.stdout + result.stderr)
+    assert result.returncode == 3
+    assert not any(SECRET_KEY in output for output in outputs)
+    assert _files_containing(tmp_path, SECRET_KEY.encode()) == []
+    assert list(tmp_path.rglob("trace.pickle")), "the dlt trace should exist and have been searched"
