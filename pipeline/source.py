@@ -41,12 +41,16 @@ class FetchStats:
         return sum(self.outcomes.values())
 
 
-def _variant(table: str, rows: list[dict[str, Any]]) -> Any:
-    """Send rows to a secondary table with its own disposition and columns, not the resource's."""
+def _to_table(table: str, rows: list[dict[str, Any]]) -> Any:
+    """Send rows to ``table`` with that table's own disposition, key and column types.
+
+    The resource itself carries no hints: a table variant inherits the resource's columns,
+    so hints on the resource would leak ``id NOT NULL`` into ``fetch_errors``.
+    """
     hints = dlt.mark.make_hints(
         table_name=table,
         write_disposition=tables.WRITE_DISPOSITION[table],
-        primary_key=[],
+        primary_key="id" if table == tables.WORKFLOW_JOBS else [],
         columns=tables.columns_hint(table),
     )
     return dlt.mark.with_hints(rows, hints, create_table_variant=True)
@@ -73,13 +77,8 @@ def up_jobs_source(
 ) -> DltResource:
     """Fetch ``refs`` and load what changed; ``held`` is what the warehouse has per job id."""
 
-    @dlt.resource(
-        name=tables.WORKFLOW_JOBS,
-        write_disposition=tables.WRITE_DISPOSITION[tables.WORKFLOW_JOBS],
-        primary_key="id",
-        columns=tables.columns_hint(tables.WORKFLOW_JOBS),
-    )
-    def workflow_jobs() -> Iterator[TDataItem]:
+    @dlt.resource(name="up_jobs_fetch")
+    def fetch_jobs() -> Iterator[TDataItem]:
         batches: dict[str, list[dict[str, Any]]] = {name: [] for name in tables.COLUMNS}
         for result in fetch_concurrently(client, refs, concurrency):
             outcome = classify(result, held.get(result.ref.job_id))
@@ -101,11 +100,11 @@ def up_jobs_source(
             yield from _full_batches(batches, BATCH_SIZE)
         yield from _full_batches(batches, 1)
 
-    return workflow_jobs
+    return fetch_jobs
 
 
 def _full_batches(batches: dict[str, list[dict[str, Any]]], threshold: int) -> Iterator[Any]:
     for table, rows in batches.items():
         if len(rows) >= threshold:
             batches[table] = []
-            yield rows if table == tables.WORKFLOW_JOBS else _variant(table, rows)
+            yield _to_table(table, rows)

@@ -203,6 +203,9 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 256
     emulator: "EmulatorServer"
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Clients that hang up (timeouts, resets) are normal here, not worth a traceback."""
+
 
 class EmulatorServer:
     """Run the emulator on a free 127.0.0.1 port in a background thread (context manager)."""

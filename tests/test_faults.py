@@ -1,0 +1,134 @@
+"""Faults from the API: each has a defined outcome, nothing is lost, nothing is duplicated."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pipeline.emulator import FaultPlan
+from pipeline.emulator.server import malformed_payload
+from pipeline.emulator.faults import MALFORMED_KINDS
+from pipeline.http import parse_retry_after
+from pipeline.timespan import parse_timespan_seconds
+from tests.conftest import start_emulator
+
+FAST_RETRIES = {"max_attempts": 6, "read_timeout_seconds": 0.5, "backoff_seconds": 0.05, "max_backoff_seconds": 0.4}
+
+
+def _loaded(emulator) -> dict[str, tuple]:
+    rows = emulator.query("select id, state, updated_at, elapsed_seconds from telestream_up.workflow_jobs")
+    return {row[0]: row[1:] for row in rows}
+
+
+def _open_errors(emulator) -> dict[str, str]:
+    return dict(emulator.query("select job_id, error_kind from telestream_up.open_fetch_errors"))
+
+
+def test_fault_matrix_loses_and_duplicates_nothing(faulty_emulator):
+    emulator, plan = faulty_emulator, faulty_emulator.server.faults
+    refs = emulator.store.refs()
+    permanent = {ref.job_id: plan.permanent_fault(ref.path()) for ref in refs}
+    first = emulator.run(settings=FAST_RETRIES)
+    second = emulator.run(settings=FAST_RETRIES)
+
+    loaded, open_errors = _loaded(emulator), _open_errors(emulator)
+    assert emulator.query("select count(*) - count(distinct id) from telestream_up.workflow_jobs") == [(0,)]
+    assert set(loaded) | set(open_errors) == {ref.job_id for ref in refs}, "a job was lost"
+    assert not set(loaded) & set(open_errors)
+    assert {job for job, fault in permanent.items() if fault} == set(open_errors)
+    assert {job: kind for job, kind in open_errors.items()} == {
+        job: ("not_found" if fault == "not_found" else "malformed") for job, fault in permanent.items() if fault
+    }
+    for ref in refs:
+        if ref.job_id in loaded:
+            body = emulator.store.get(ref)
+            state, _, elapsed = loaded[ref.job_id]
+            assert state == body["state"]
+            expected = parse_timespan_seconds(body["elapsed_time"]) if body["elapsed_time"] else None
+            assert elapsed == (pytest.approx(expected) if expected is not None else None)
+    quarantined = emulator.query("select count(distinct job_id) from telestream_up.quarantined_records")[0][0]
+    assert quarantined == sum(fault == "malformed" for fault in permanent.values())
+    assert first.stats.requests > first.stats.fetched, "transient faults should have caused retries"
+    assert first.has_problems and second.count("loaded") + first.count("loaded") == len(loaded)
+
+
+@pytest.mark.parametrize("kind", MALFORMED_KINDS)
+def test_each_malformed_body_is_quarantined_and_the_rest_load(emulator, kind):
+    bad_ref = emulator.store.refs()[0]
+    status, payload, _ = malformed_payload(kind, emulator.store.get(bad_ref), bad_ref.job_id)
+    emulator.store.put_raw(bad_ref, status, payload)
+    summary = emulator.run()
+    assert summary.count("quarantined") == 1 and summary.count("loaded") == 59
+    reason, payload_bytes, stored, load_id = emulator.query(
+        "select reason, payload_bytes, payload, _dlt_load_id from telestream_up.quarantined_records"
+    )[0]
+    assert reason and len(stored) <= 8192
+    # an oversized body is read only up to the cap (+1 byte to detect it), never fully into memory
+    assert payload_bytes == (1_048_577 if kind == "oversized" else len(payload))
+    assert load_id == summary.load_id
+    assert _open_errors(emulator) == {bad_ref.job_id: "malformed"}
+
+
+def test_404_is_recorded_and_the_run_goes_on(emulator, tmp_path):
+    from pipeline.demo import write_jobs_csv
+    from pipeline.job_ids import JobRef
+
+    ghost = JobRef("demo-space", "wf", "0" * 32)
+    write_jobs_csv([*emulator.store.refs(), ghost], emulator.jobs_file)
+    summary = emulator.run()
+    assert summary.count("failed") == 1 and summary.count("loaded") == 60
+    assert emulator.query("select job_id, error_kind, http_status, attempts from telestream_up.fetch_errors") == [
+        (ghost.job_id, "not_found", 404, 1)
+    ]
+
+
+def test_exhausted_retries_are_recorded_then_recovered(tmp_path):
+    plan = FaultPlan(seed=1, rates={"server_error": 1.0})
+    for emulator in start_emulator(tmp_path, jobs=10, faults=plan):
+        summary = emulator.run(settings={"max_attempts": 3})
+        assert summary.count("failed") == 10 and emulator.store.total_requests == 30
+        kinds = emulator.query("select distinct error_kind, attempts from telestream_up.fetch_errors")
+        assert kinds == [("retries_exhausted", 3)]
+        emulator.server.faults = FaultPlan()
+        summary = emulator.run()
+        assert summary.count("loaded") == 10 and summary.stats.recovered == 10
+        assert _open_errors(emulator) == {}
+
+
+def test_total_wait_budget_bounds_a_run(tmp_path):
+    plan = FaultPlan(seed=1, rates={"rate_limited": 1.0}, retry_after_seconds=30)
+    for emulator in start_emulator(tmp_path, jobs=3, faults=plan):
+        summary = emulator.run(settings={"max_total_wait_seconds": 1.0})
+        assert summary.count("failed") == 3 and summary.seconds < 10
+        messages = [row[0] for row in emulator.query("select message from telestream_up.fetch_errors")]
+        assert all("budget" in message for message in messages)
+
+
+def test_429_makes_every_worker_wait(tmp_path):
+    """Once one worker sees Retry-After, the others hold back instead of hammering the API."""
+    plan = FaultPlan(seed=2, rates={"rate_limited": 0.3}, retry_after_seconds=1)
+    for emulator in start_emulator(tmp_path, jobs=40, faults=plan):
+        summary = emulator.run(settings={"max_attempts": 8})
+        assert summary.count("loaded") == 40
+        # without the shared gate, 16 workers would send ~1 request per worker per backoff slot
+        assert emulator.store.total_requests < 40 * 2
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [("3", 3.0), (" 7 ", 7.0), ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0), ("soon", None), (None, None), ("", None)],
+)
+def test_retry_after_forms(header, expected):
+    assert parse_retry_after(header) == expected
+
+
+def test_retry_after_http_date_in_the_future():
+    assert parse_retry_after("Thu, 01 Jan 2099 00:00:10 GMT", now=4070908800.0) == pytest.approx(10.0)
+
+
+def test_truncated_json_does_not_fail_the_extract(emulator):
+    ref = emulator.store.refs()[3]
+    emulator.store.put_raw(ref, 200, json.dumps(emulator.store.get(ref)).encode()[:40])
+    summary = emulator.run()
+    assert summary.count("loaded") == 59 and summary.count("quarantined") == 1
