@@ -155,6 +155,12 @@ def command_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _interrupted(error: BaseException) -> int:
+    signal_name = str(error) or "SIGINT"
+    print(f"up-jobs: interrupted by {signal_name}; loaded data is intact, the next run resumes", file=sys.stderr)
+    return EXIT_INTERRUPTED
+
+
 COMMANDS = {"run": command_run, "demo": command_demo, "emulator": command_emulator, "report": command_report}
 
 
@@ -173,11 +179,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except KeyboardInterrupt as error:
-        print(f"up-jobs: interrupted ({error or 'SIGINT'}); loaded data is intact, the next run resumes", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return _interrupted(error)
     except Exception as error:  # noqa: BLE001 - the edge: every failure becomes one line and a code
+        interrupt = _find(error, KeyboardInterrupt)  # dlt wraps a signal raised inside a step
+        if interrupt is not None:
+            return _interrupted(interrupt)
         for kind, code in ((AuthRejected, EXIT_AUTH), (LockHeld, EXIT_LOCKED), (ConfigError, EXIT_CONFIG),
-                           (ConfigurationException, EXIT_CONFIG), (KeyboardInterrupt, EXIT_INTERRUPTED)):
+                           (ConfigurationException, EXIT_CONFIG)):
             found = _find(error, kind)
             if found is not None:
                 print(f"up-jobs: error: {_one_line(found)}", file=sys.stderr)

@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Callable
 
 import dlt
+from dlt.extract.source import DltSource
 
-from pipeline import warehouse
+from pipeline import failpoints, warehouse
 from pipeline.http import RetryPolicy, UpClient
 from pipeline.job_ids import ConfigProblem, JobList, JobRef, build_job_list
 from pipeline.normalize import TERMINAL_STATES
@@ -118,6 +119,23 @@ def load_job_list(settings: UpJobsConfiguration, options: RunOptions) -> JobList
     return build_job_list(settings.jobs, jobs_file, settings.space_id)
 
 
+def _extract_normalize_load(
+    pipeline: dlt.Pipeline, source: DltSource, client: UpClient, loader_file_format: str
+) -> str | None:
+    """dlt's three steps, spelled out so a crash test can stop between them."""
+    try:
+        extract_info = pipeline.extract(source, loader_file_format=loader_file_format)  # type: ignore[arg-type]
+    finally:
+        client.close()
+    failpoints.reached("extracted")
+    pipeline.normalize()
+    failpoints.reached("normalized")
+    failpoints.reached("load")
+    pipeline.load()
+    failpoints.reached("loaded")
+    return extract_info.loads_ids[-1] if extract_info.loads_ids else None
+
+
 def run(
     settings: UpJobsConfiguration,
     options: RunOptions,
@@ -145,13 +163,10 @@ def run(
         summary.skipped_terminal = len(job_list.jobs) - len(refs)
         progress = (lambda done: on_progress(done, len(refs))) if on_progress else None
         source = up_jobs_source(client, refs, held, open_errors, summary.stats, concurrency, progress)
-        try:
-            load_info = pipeline.run(source, loader_file_format=options.loader_file_format)  # type: ignore[arg-type]
-        finally:
-            client.close()
-        summary.load_id = load_info.loads_ids[-1] if load_info.loads_ids else None
+        summary.load_id = _extract_normalize_load(pipeline, source, client, options.loader_file_format)
         warehouse.ensure_tables(pipeline)
         summary.views = warehouse.apply_views(pipeline)
         workspace.publish()
+        failpoints.reached("published")
     summary.seconds = time.monotonic() - started
     return summary

@@ -18,7 +18,7 @@ import dlt
 from dlt.common.typing import TDataItem
 from dlt.extract.resource import DltResource
 
-from pipeline import tables
+from pipeline import failpoints, tables
 from pipeline.fetch import fetch_concurrently
 from pipeline.http import UpClient
 from pipeline.job_ids import JobRef
@@ -97,6 +97,7 @@ def up_jobs_source(
                     batches[table].append(row)
             if on_progress:
                 on_progress(stats.fetched)
+            failpoints.reached(f"fetched:{stats.fetched}")
             yield from _full_batches(batches, BATCH_SIZE)
         yield from _full_batches(batches, 1)
 

@@ -85,6 +85,8 @@ class Workspace:
         """Atomically replace the analysis database with a checkpointed copy of the working one."""
         with duckdb.connect(str(self.work_db)) as connection:
             connection.execute("CHECKPOINT")
+        for leftover in self.db_path.parent.glob(f".{self.db_path.name}.*.tmp"):
+            leftover.unlink(missing_ok=True)  # from a run killed while publishing
         temporary = self.db_path.with_name(f".{self.db_path.name}.{os.getpid()}.tmp")
         shutil.copyfile(self.work_db, temporary)
         with open(temporary, "rb+") as handle:

@@ -6,7 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import REPO, SECRET_KEY
+from pipeline.emulator import FaultPlan
+from tests.conftest import REPO, SECRET_KEY, start_emulator
 
 
 def up_jobs(*args: str, env: dict[str, str], cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -94,3 +95,29 @@ def test_api_key_never_reaches_output_or_files(emulator, tmp_path):
     assert not any(SECRET_KEY in output for output in outputs)
     assert _files_containing(tmp_path, SECRET_KEY.encode()) == []
     assert list(tmp_path.rglob("trace.pickle")), "the dlt trace should exist and have been searched"
+
+
+def test_api_key_absent_after_runs_that_fail_in_every_way(tmp_path):
+    """Faults, 404s, quarantine, a kill -9 and a 401: the key appears in no output and no file."""
+    rates = {"server_error": 0.1, "rate_limited": 0.03, "timeout": 0.02, "reset": 0.02, "malformed": 0.06, "not_found": 0.04}
+    plan = FaultPlan(seed=4, rates=rates, hang_seconds=1.5)
+    for faulty_emulator in start_emulator(tmp_path, jobs=100, seed=12, api_key=SECRET_KEY, faults=plan):
+        _exercise_every_failure(faulty_emulator, tmp_path)
+
+
+def _exercise_every_failure(faulty_emulator, tmp_path):
+    env = {**faulty_emulator.env(), "RUNTIME__LOG_LEVEL": "DEBUG", "SOURCES__UP_JOBS__READ_TIMEOUT_SECONDS": "0.5"}
+    args = ["run", "--jobs-file", str(faulty_emulator.jobs_file)]
+    outputs = []
+    for extra_env in ({"UP_JOBS_KILL_AT": "extracted"}, {}, {}):
+        result = up_jobs(*args, env={**env, **extra_env}, cwd=tmp_path, timeout=300)
+        outputs.append(result.stdout + result.stderr)
+    assert result.returncode == 4  # 404s and quarantined records remain
+    faulty_emulator.server.api_key = "rotated"
+    result = up_jobs(*args, "--refresh", env=env, cwd=tmp_path)
+    outputs.append(result.stdout + result.stderr)
+    assert result.returncode == 3
+    assert not any(SECRET_KEY in output for output in outputs)
+    assert _files_containing(tmp_path, SECRET_KEY.encode()) == []
+    with __import__("duckdb").connect(str(tmp_path / "up_jobs.duckdb"), read_only=True) as connection:
+        assert connection.sql("select count(*) from telestream_up.quarantined_records").fetchall()[0][0] > 0
