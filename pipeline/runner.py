@@ -53,6 +53,7 @@ class RunSummary:
     config_problems: list[ConfigProblem] = field(default_factory=list)
     views: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
     load_id: str | None = None
 
     def count(self, status: str) -> int:
@@ -88,6 +89,10 @@ def make_client(settings: UpJobsConfiguration, concurrency: int, stop: threading
 
 def make_pipeline(workspace: Workspace) -> dlt.Pipeline:
     """The dlt pipeline writing the private working copy; its state lives beside the database."""
+    # Rows arrive as Arrow tables; keep dlt's load id and row id on them as on JSON rows, so
+    # every table says which run wrote each row.
+    dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True
+    dlt.config["normalize.parquet_normalizer.add_dlt_id"] = True
     return dlt.pipeline(
         pipeline_name=PIPELINE_NAME,
         destination=dlt.destinations.duckdb(str(workspace.work_db)),
@@ -120,18 +125,24 @@ def load_job_list(settings: UpJobsConfiguration, options: RunOptions) -> JobList
 
 
 def _extract_normalize_load(
-    pipeline: dlt.Pipeline, source: DltSource, client: UpClient, loader_file_format: str
+    pipeline: dlt.Pipeline, source: DltSource, client: UpClient, loader_file_format: str, timings: dict[str, float]
 ) -> str | None:
-    """dlt's three steps, spelled out so a crash test can stop between them."""
+    """dlt's three steps, spelled out so a crash test can stop between them and each is timed."""
+    started = time.monotonic()
     try:
         extract_info = pipeline.extract(source, loader_file_format=loader_file_format)  # type: ignore[arg-type]
     finally:
         client.close()
+    timings["fetch+extract"] = time.monotonic() - started
     failpoints.reached("extracted")
+    started = time.monotonic()
     pipeline.normalize()
+    timings["normalize"] = time.monotonic() - started
     failpoints.reached("normalized")
     failpoints.reached("load")
+    started = time.monotonic()
     pipeline.load()
+    timings["load"] = time.monotonic() - started
     failpoints.reached("loaded")
     return extract_info.loads_ids[-1] if extract_info.loads_ids else None
 
@@ -153,6 +164,7 @@ def run(
     lock_timeout = settings.lock_timeout_seconds if options.lock_timeout_seconds is None else options.lock_timeout_seconds
     with workspace.lock(lock_timeout):
         workspace.prepare()
+        started_setup = time.monotonic()
         pipeline = make_pipeline(workspace)
         if pipeline.has_pending_data:  # a previous run died after extracting: finish its work first
             pipeline.normalize()
@@ -160,13 +172,18 @@ def run(
         held = warehouse.held_jobs(pipeline)
         open_errors = warehouse.open_error_refs(pipeline)
         refs = jobs_to_fetch(job_list.jobs, held, open_errors, options.refresh)
+        summary.timings["read state"] = time.monotonic() - started_setup
         summary.skipped_terminal = len(job_list.jobs) - len(refs)
         progress = (lambda done: on_progress(done, len(refs))) if on_progress else None
         source = up_jobs_source(client, refs, held, open_errors, summary.stats, concurrency, progress)
-        summary.load_id = _extract_normalize_load(pipeline, source, client, options.loader_file_format)
+        summary.load_id = _extract_normalize_load(pipeline, source, client, options.loader_file_format, summary.timings)
+        started_views = time.monotonic()
         warehouse.ensure_tables(pipeline)
         summary.views = warehouse.apply_views(pipeline)
+        summary.timings["views"] = time.monotonic() - started_views
+        started_publish = time.monotonic()
         workspace.publish()
+        summary.timings["publish"] = time.monotonic() - started_publish
         failpoints.reached("published")
     summary.seconds = time.monotonic() - started
     return summary

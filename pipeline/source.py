@@ -19,6 +19,7 @@ from dlt.common.typing import TDataItem
 from dlt.extract.resource import DltResource
 
 from pipeline import failpoints, tables
+from pipeline.arrow_rows import rows_to_table
 from pipeline.fetch import fetch_concurrently
 from pipeline.http import UpClient
 from pipeline.job_ids import JobRef
@@ -41,7 +42,7 @@ class FetchStats:
         return sum(self.outcomes.values())
 
 
-def _to_table(table: str, rows: list[dict[str, Any]]) -> Any:
+def _to_table(table: str, rows: Any) -> Any:
     """Send rows to ``table`` with that table's own disposition, key and column types.
 
     The resource itself carries no hints: a table variant inherits the resource's columns,
@@ -108,4 +109,4 @@ def _full_batches(batches: dict[str, list[dict[str, Any]]], threshold: int) -> I
     for table, rows in batches.items():
         if len(rows) >= threshold:
             batches[table] = []
-            yield _to_table(table, rows)
+            yield _to_table(table, rows_to_table(rows) if table == tables.WORKFLOW_JOBS else rows)

@@ -22,7 +22,8 @@ def format_summary(summary: RunSummary) -> str:
         lines.append(f"  recovered      {stats.recovered:>8}   (earlier fetch errors now fine)")
     if summary.count("stale"):
         lines.append(f"  older than held {summary.count('stale'):>7}   (not loaded: we hold a newer record)")
-    lines.append(f"time taken       {summary.seconds:>8.1f} s")
+    steps = ", ".join(f"{name} {seconds:.1f}" for name, seconds in summary.timings.items())
+    lines.append(f"time taken       {summary.seconds:>8.1f} s" + (f"   ({steps})" if steps else ""))
     for note, count in sorted(stats.notes.items()):
         lines.append(f"note: {count} job(s) with {note}")
     problems = summary.config_problems

@@ -90,6 +90,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
+        # headers and body go out as separate writes; without NODELAY, Nagle + delayed ACK
+        # add ~40 ms to every keep-alive response (measured: 95 ms per request at 50 ms latency)
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.server.emulator.count_connection()
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature

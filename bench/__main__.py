@@ -1,0 +1,188 @@
+"""Benchmark the pipeline against the local emulator and print what was measured.
+
+    python -m bench                       # throughput, re-run, sequential baseline, memory
+    python -m bench --jobs 5000 --latency-ms 50 --concurrency 32 --memory-jobs 100000
+    python -m bench strategies            # our thread pool vs dlt parallelized/defer, fetch only
+    python -m bench faults --jobs 2000    # the fault matrix on a bigger run
+
+The pipeline runs as a real ``python -m pipeline run`` subprocess (as cron runs it), so its
+peak RSS is measured alone (``os.wait4``), not mixed with the emulator's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import requests
+
+from pipeline.demo import write_jobs_csv
+from pipeline.emulator import EmulatorServer, FaultPlan, JobStore, generate_jobs
+from pipeline.emulator.generator import DEMO_SPACE_ID
+from pipeline.emulator.server import DEFAULT_API_KEY
+from pipeline.normalize import normalize_job
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _env(base_url: str, concurrency: int, extra: dict[str, str] | None = None) -> dict[str, str]:
+    return {
+        **os.environ,
+        "RUNTIME__DLTHUB_TELEMETRY": "false",
+        "SOURCES__UP_JOBS__BASE_URL": base_url,
+        "SOURCES__UP_JOBS__API_KEY": DEFAULT_API_KEY,
+        "SOURCES__UP_JOBS__SPACE_ID": DEMO_SPACE_ID,
+        "SOURCES__UP_JOBS__MAX_CONCURRENCY": str(concurrency),
+        "PYTHONPATH": str(REPO),
+        **(extra or {}),
+    }
+
+
+def run_pipeline(base_url: str, jobs_file: Path, db: Path, concurrency: int, *extra: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """One ``up-jobs run`` subprocess: wall seconds, exit code, peak RSS in MB."""
+    started = time.monotonic()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "run", "--db", str(db), "--jobs-file", str(jobs_file), *extra],
+        env=_env(base_url, concurrency, env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert process.stdout is not None
+    output = process.stdout.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return {
+        "wall": time.monotonic() - started,
+        "code": process.returncode,
+        "rss_mb": usage.ru_maxrss / 1024,
+        "output": output,
+    }
+
+
+def sequential_baseline(base_url: str, store: JobStore, db: Path) -> float:
+    """The naive way: one session, one request after another, then one DuckDB insert."""
+    import pandas as pd
+
+    started = time.monotonic()
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {DEFAULT_API_KEY}"
+    rows = []
+    for ref in store.refs():
+        body = session.get(f"{base_url}/{ref.path()}", timeout=30).json()
+        rows.append(normalize_job(body, ref).row)
+    frame = pd.DataFrame(rows)
+    with duckdb.connect(str(db)) as connection:
+        connection.execute("create or replace table jobs as select * from frame")
+    return time.monotonic() - started
+
+
+def bench_main(args: argparse.Namespace) -> None:
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    with tempfile.TemporaryDirectory() as folder:
+        tmp = Path(folder)
+        store = JobStore(generate_jobs(args.jobs, seed=1))
+        with EmulatorServer(store, latency_ms=args.latency_ms) as server:
+            jobs_file = write_jobs_csv(store.refs(), tmp / "jobs.csv")
+            first = run_pipeline(server.base_url, jobs_file, tmp / "a.duckdb", args.concurrency)
+            floor = args.jobs * args.latency_ms / 1000 / args.concurrency
+            requests_first = store.total_requests
+            print(f"\n[1] first run  N={args.jobs} L={args.latency_ms:g}ms C={args.concurrency}")
+            print(f"    wall {first['wall']:.2f}s  jobs/s {args.jobs / first['wall']:.0f}  floor N*L/C {floor:.2f}s  "
+                  f"wall/floor {first['wall'] / floor if floor else float('nan'):.2f}  requests {requests_first}  "
+                  f"connections {server.connections_opened}  peak RSS {first['rss_mb']:.0f} MB  exit {first['code']}")
+            print("    " + next(line for line in first["output"].splitlines() if line.startswith("time taken")))
+            store.advance(fraction=1.0, seed=2)
+            run_pipeline(server.base_url, jobs_file, tmp / "a.duckdb", args.concurrency)
+            before = store.total_requests
+            rerun = run_pipeline(server.base_url, jobs_file, tmp / "a.duckdb", args.concurrency)
+            print(f"[2] re-run, every job terminal: wall {rerun['wall']:.2f}s  requests {store.total_requests - before}")
+            baseline = sequential_baseline(server.base_url, store, tmp / "baseline.duckdb")
+            print(f"[3] sequential requests loop + one DuckDB insert, same N and L: wall {baseline:.2f}s "
+                  f"({baseline / first['wall']:.1f}x the pipeline's first run)")
+        if args.rerun_jobs:
+            bench_terminal_rerun(tmp, args.rerun_jobs, args.concurrency)
+        if args.memory_jobs:
+            bench_memory(tmp, args.memory_jobs, args.concurrency)
+
+
+def bench_terminal_rerun(tmp: Path, jobs: int, concurrency: int) -> None:
+    store = JobStore(generate_jobs(jobs, seed=3))
+    with EmulatorServer(store) as server:
+        store.advance(fraction=1.0, seed=4)
+        jobs_file = write_jobs_csv(store.refs(), tmp / "terminal.csv")
+        load = run_pipeline(server.base_url, jobs_file, tmp / "t.duckdb", concurrency)
+        before = store.total_requests
+        rerun = run_pipeline(server.base_url, jobs_file, tmp / "t.duckdb", concurrency)
+        print(f"[4] N={jobs} all terminal: load {load['wall']:.1f}s; re-run wall {rerun['wall']:.2f}s, "
+              f"requests {store.total_requests - before}, peak RSS {rerun['rss_mb']:.0f} MB")
+
+
+def bench_memory(tmp: Path, jobs: int, concurrency: int) -> None:
+    store = JobStore(generate_jobs(jobs, seed=5))
+    with EmulatorServer(store) as server:
+        jobs_file = write_jobs_csv(store.refs(), tmp / "memory.csv")
+        result = run_pipeline(server.base_url, jobs_file, tmp / "m.duckdb", concurrency)
+        print(f"[5] N={jobs} L=0 C={concurrency}: wall {result['wall']:.1f}s, jobs/s {jobs / result['wall']:.0f}, "
+              f"peak RSS {result['rss_mb']:.0f} MB, exit {result['code']}")
+
+
+def faults_main(args: argparse.Namespace) -> None:
+    """The fault matrix of the reliability issue on a bigger run; prints lost/duplicated counts."""
+    with tempfile.TemporaryDirectory() as folder:
+        tmp = Path(folder)
+        store = JobStore(generate_jobs(args.jobs, seed=6))
+        plan = FaultPlan.fault_matrix(seed=6, hang_seconds=2.0)
+        with EmulatorServer(store, faults=plan) as server:
+            jobs_file = write_jobs_csv(store.refs(), tmp / "jobs.csv")
+            env = {"SOURCES__UP_JOBS__READ_TIMEOUT_SECONDS": "1", "SOURCES__UP_JOBS__MAX_ATTEMPTS": "6"}
+            db = tmp / "f.duckdb"
+            runs = [run_pipeline(server.base_url, jobs_file, db, args.concurrency, env=env) for _ in range(2)]
+        expected_bad = {ref.job_id: plan.permanent_fault(ref.path()) for ref in store.refs()}
+        with duckdb.connect(str(db), read_only=True) as connection:
+            loaded = {row[0] for row in connection.sql("select id from telestream_up.workflow_jobs").fetchall()}
+            rows = connection.sql("select count(*) from telestream_up.workflow_jobs").fetchall()[0][0]
+            open_errors = dict(connection.sql("select job_id, error_kind from telestream_up.open_fetch_errors").fetchall())
+            error_rows = connection.sql("select error_kind, count(*) from telestream_up.fetch_errors group by all order by 1").fetchall()
+        all_ids = {ref.job_id for ref in store.refs()}
+        lost = all_ids - loaded - set(open_errors)
+        print(f"fault matrix: N={args.jobs}, 10% 5xx, 5% 429+Retry-After, 2% timeouts, 1% malformed, 1% 404; C={args.concurrency}")
+        for index, result in enumerate(runs, 1):
+            print(f"  run {index}: wall {result['wall']:.1f}s exit {result['code']}")
+        print(f"  requests made {store.total_requests} for {args.jobs} jobs")
+        print(f"  loaded {len(loaded)} (rows {rows}, duplicated {rows - len(loaded)})")
+        print(f"  open errors {len(open_errors)}: {sorted(open_errors.values()).count('not_found')} not_found, "
+              f"{sorted(open_errors.values()).count('malformed')} malformed; expected permanent faults "
+              f"{sum(1 for kind in expected_bad.values() if kind)}")
+        print(f"  fetch_errors rows by kind (both runs): {error_rows}")
+        print(f"  lost {len(lost)}")
+
+
+def strategies_main(args: argparse.Namespace) -> None:
+    from bench.strategies import compare
+
+    compare(args.jobs, args.latency_ms, args.concurrency)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    parser.add_argument("mode", nargs="?", default="pipeline", choices=["pipeline", "faults", "strategies"])
+    parser.add_argument("--jobs", type=int, default=5000)
+    parser.add_argument("--latency-ms", type=float, default=50)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--rerun-jobs", type=int, default=100_000, help="jobs for the all-terminal re-run (0 = skip)")
+    parser.add_argument("--memory-jobs", type=int, default=100_000, help="jobs for the L=0 memory run (0 = skip)")
+    args = parser.parse_args()
+    {"pipeline": bench_main, "faults": faults_main, "strategies": strategies_main}[args.mode](args)
+
+
+if __name__ == "__main__":
+    main()
