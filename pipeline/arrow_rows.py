@@ -34,7 +34,13 @@ def _column(name: str, values: list[Any]) -> pa.Array:
         return pa.array([None if value is None else json.dumps(value, default=str) for value in values], pa.string())
 
 
+NON_NULLABLE = frozenset(column["name"] for column in COLUMNS[WORKFLOW_JOBS] if column.get("nullable") is False)
+
+
 def rows_to_table(rows: list[dict[str, Any]]) -> pa.Table:
     """One Arrow table from rows that may not all have the same keys."""
     names = list(dict.fromkeys(key for row in rows for key in row))
-    return pa.table({name: _column(name, [row.get(name) for row in rows]) for name in names})
+    arrays = [_column(name, [row.get(name) for row in rows]) for name in names]
+    # nullability matches the dlt hints, so dlt has no hint conflict to warn about on every run
+    fields = [pa.field(name, array.type, nullable=name not in NON_NULLABLE) for name, array in zip(names, arrays)]
+    return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
