@@ -1,0 +1,75 @@
+-- data_quality_issues: one row per problem found on a job (key: job_id, problem).
+-- problem is one of: terminal_without_elapsed_time, unparseable_elapsed_time,
+-- elapsed_time_disagrees_with_timestamps (> 1 s apart), elapsed_time_on_running_job,
+-- updated_before_created, progress_out_of_range.
+create or replace view telestream_up.data_quality_issues as
+
+with jobs as (
+
+    select
+        job_durations.*,
+        workflow_jobs.elapsed_time_error
+    from telestream_up.job_durations
+    inner join telestream_up.workflow_jobs
+        on workflow_jobs.id = job_durations.job_id
+
+),
+
+problems as (
+
+    select job_id, 'terminal_without_elapsed_time' as problem, 'state ' || state as detail
+    from jobs
+    where is_terminal and elapsed_time is null
+
+    union all
+
+    select job_id, 'unparseable_elapsed_time', elapsed_time_error
+    from jobs
+    where elapsed_time is not null and elapsed_seconds is null
+
+    union all
+
+    select
+        job_id,
+        'elapsed_time_disagrees_with_timestamps',
+        'elapsed ' || round(elapsed_seconds, 3) || ' s vs timestamps '
+            || round(duration_from_timestamps_seconds, 3) || ' s'
+    from jobs
+    where abs(elapsed_seconds - duration_from_timestamps_seconds) > 1
+
+    union all
+
+    select job_id, 'elapsed_time_on_running_job', 'state ' || state || ', elapsed_time ' || elapsed_time
+    from jobs
+    where not is_terminal and elapsed_time is not null
+
+    union all
+
+    select job_id, 'updated_before_created', 'updated ' || updated_at || ' < created ' || created_at
+    from jobs
+    where updated_at < created_at
+
+    union all
+
+    select job_id, 'progress_out_of_range', 'progress ' || progress
+    from jobs
+    where progress < 0 or progress > 100
+
+),
+
+final as (
+
+    select
+        problems.job_id,
+        jobs.workflow_id,
+        jobs.workflow_name,
+        jobs.state,
+        problems.problem,
+        problems.detail
+    from problems
+    inner join jobs
+        on jobs.job_id = problems.job_id
+
+)
+
+select * from final

@@ -1,0 +1,81 @@
+"""The demo, the report (terminal and HTML with charts) and the notebook, as a user meets them."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from tests.conftest import REPO
+
+VIEWS = (
+    "job_durations", "workflow_duration_stats", "open_fetch_errors", "daily_workflow_stats", "job_state_summary",
+    "running_jobs", "duration_outliers", "data_quality_issues", "workflow_duration_regressions",
+)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("demo")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "RUNTIME__DLTHUB_TELEMETRY": "false"}
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline", "demo", "--jobs", "300", "--seed", "3"],
+        cwd=folder, env=env, capture_output=True, text=True, timeout=300,
+    )
+    return folder, result, env
+
+
+def test_demo_exits_0_reports_and_leaves_one_row_per_job(demo):
+    folder, result, _ = demo
+    assert result.returncode == 0, result.stderr
+    assert "Workflow durations (terminal jobs)" in result.stdout
+    assert "== second run" in result.stdout
+    db = folder / "up_jobs_demo.duckdb"
+    with duckdb.connect(str(db), read_only=True) as connection:
+        assert connection.sql("select count(*), count(distinct id) from telestream_up.workflow_jobs").fetchall() == [(300, 300)]
+        for view in VIEWS:
+            connection.sql(f"select * from telestream_up.{view} limit 1").fetchall()
+    html_path = re.search(r"HTML report with charts: (.+)", result.stdout).group(1).strip()
+    assert Path(html_path).is_file()
+
+
+def test_report_html_has_three_embedded_charts_and_the_tables(demo, tmp_path):
+    folder, _, env = demo
+    out = tmp_path / "out.html"
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline", "report", "--db", str(folder / "up_jobs_demo.duckdb"), "--html", str(out)],
+        env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    page = out.read_text()
+    images = re.findall(r"src='data:image/png;base64,([A-Za-z0-9+/=]+)'", page)
+    assert len(images) == 3 and all(len(image) > 5000 for image in images)
+    for title in ("Workflow durations", "Slowest jobs", "Data quality", "Duration regressions"):
+        assert title in page and title in result.stdout
+    assert "http" not in re.sub(r"data:image[^']+", "", page).replace("http-equiv", "")  # self-contained
+
+
+def test_report_on_a_missing_database_is_a_clear_error(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    result = subprocess.run([sys.executable, "-m", "pipeline", "report", "--db", str(tmp_path / "nope.duckdb")],
+                            env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "does not exist" in result.stderr
+
+
+def test_notebook_executes_against_the_demo_database(demo, monkeypatch):
+    folder, _, _ = demo
+    monkeypatch.setenv("UP_JOBS_DB", str(folder / "up_jobs_demo.duckdb"))
+    monkeypatch.setenv("PYTHONPATH", str(REPO))
+    notebook = nbformat.read(REPO / "notebooks" / "job_durations.ipynb", as_version=4)
+    assert all(not cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code"), "outputs must be stripped"
+    NotebookClient(notebook, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(folder)}}).execute()
+    outputs = [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs]
+    assert not [output for output in outputs if output.output_type == "error"]
+    assert any("image/png" in output.get("data", {}) for output in outputs)

@@ -1,0 +1,212 @@
+"""Each view against an independent pandas computation of the same definition, on generated data."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline.analytics import read_view
+from pipeline.emulator.generator import format_elapsed, format_timestamp
+from pipeline.job_ids import JobRef
+from tests.conftest import start_emulator
+
+TERMINAL = {"succeeded", "failed", "stopped"}
+NOW = datetime.now(timezone.utc)
+
+
+def _body(job_id: str, workflow_id: str, state: str, created: datetime, updated: datetime, **extra) -> dict:
+    body = {
+        "id": job_id,
+        "name": f"job-{job_id[:6]}",
+        "workflow_id": workflow_id,
+        "workflow_name": f"Workflow {workflow_id[:4]}",
+        "workflow_version": "1",
+        "state": state,
+        "progress": 100 if state == "succeeded" else 50,
+        "created_at": format_timestamp(created),
+        "updated_at": format_timestamp(updated),
+        "elapsed_time": format_elapsed(updated - created, 3, general=False) if state in TERMINAL else None,
+    }
+    body.update(extra)
+    return body
+
+
+def _special_jobs() -> list[tuple[JobRef, dict]]:
+    """Data-quality problems, a regressing workflow and a one-job workflow."""
+    jobs = []
+
+    def add(index: int, workflow: str, *args, **extra) -> None:
+        job_id = f"{index:032x}"
+        jobs.append((JobRef("demo-space", workflow, job_id), _body(job_id, workflow, *args, **extra)))
+
+    start = NOW - timedelta(hours=2)
+    add(1, "dq00", "succeeded", start, NOW, elapsed_time=None)
+    add(2, "dq00", "failed", start, NOW, elapsed_time="1:99:00")
+    add(3, "dq00", "succeeded", start, NOW, elapsed_time="00:00:05")
+    add(4, "dq00", "in-process", start, NOW, elapsed_time="00:10:00")
+    add(5, "dq00", "created", NOW, start)
+    add(6, "dq00", "in-process", start, NOW, progress=150)
+    add(7, "dq00", "in-process", start, NOW, progress=-1)
+    add(8, "solo", "succeeded", start, start + timedelta(minutes=3))
+    day0 = datetime(NOW.year, NOW.month, NOW.day, 6, tzinfo=timezone.utc) - timedelta(days=10)
+    for day in range(10):  # ten days of ~10-minute jobs, then one day of ~40-minute jobs
+        for slot, minutes in enumerate((9, 10, 11)):
+            created = day0 + timedelta(days=day, hours=slot)
+            add(100 + day * 3 + slot, "regr", "succeeded", created, created + timedelta(minutes=minutes))
+    for slot, minutes in enumerate((38, 40, 42)):
+        created = day0 + timedelta(days=10, hours=slot)
+        add(200 + slot, "regr", "succeeded", created, created + timedelta(minutes=minutes))
+    return jobs
+
+
+@pytest.fixture(scope="module")
+def loaded(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("views")
+    for emulator in start_emulator(tmp_path, jobs=400, seed=21):
+        for ref, body in _special_jobs():
+            emulator.store.put(ref, body)
+        from pipeline.demo import write_jobs_csv
+
+        write_jobs_csv(emulator.store.refs(), emulator.jobs_file)
+        emulator.run()
+        jobs = read_view("workflow_jobs", emulator.db)
+        yield emulator.db, jobs
+
+
+def _terminal(jobs: pd.DataFrame) -> pd.DataFrame:
+    terminal = jobs[jobs.state.isin(TERMINAL)].copy()
+    terminal["completion_date"] = terminal.updated_at.dt.tz_convert("UTC").dt.date
+    return terminal
+
+
+def test_read_view_gives_real_dtypes(loaded):
+    _, jobs = loaded
+    assert str(jobs.updated_at.dtype).startswith("datetime64") and jobs.updated_at.dt.tz is not None
+    assert jobs.elapsed_seconds.dtype == np.float64 and jobs.progress.dtype == np.float64
+
+
+def test_daily_workflow_stats(loaded):
+    db, jobs = loaded
+    view = read_view("daily_workflow_stats", db).set_index(["completion_date", "workflow_id"]).sort_index()
+    terminal = _terminal(jobs)
+    grouped = terminal.groupby(["completion_date", "workflow_id"])
+    expected = pd.DataFrame(
+        {
+            "completed_jobs": grouped.size(),
+            "succeeded_jobs": grouped.state.agg(lambda s: (s == "succeeded").sum()),
+            "failed_jobs": grouped.state.agg(lambda s: (s == "failed").sum()),
+            "p50_seconds": grouped.elapsed_seconds.quantile(0.5),
+            "p90_seconds": grouped.elapsed_seconds.quantile(0.9),
+            "mean_seconds": grouped.elapsed_seconds.mean(),
+            "max_seconds": grouped.elapsed_seconds.max(),
+        }
+    )
+    ok = expected.succeeded_jobs / (expected.succeeded_jobs + expected.failed_jobs).replace(0, np.nan)
+    view.index = view.index.set_levels(pd.to_datetime(view.index.levels[0]).date, level=0)
+    assert len(view) == len(expected)
+    for column in expected.columns:
+        pd.testing.assert_series_equal(view[column].astype(float), expected[column].astype(float), check_names=False, rtol=1e-9)
+    pd.testing.assert_series_equal(view.success_rate.astype(float), ok.astype(float), check_names=False)
+
+
+def test_job_state_summary(loaded):
+    db, jobs = loaded
+    view = read_view("job_state_summary", db).set_index(["workflow_id", "state"]).sort_index()
+    counts = jobs.groupby(["workflow_id", "state"]).size()
+    shares = counts / counts.groupby(level=0).transform("sum")
+    pd.testing.assert_series_equal(view.jobs.astype(int), counts.astype(int), check_names=False)
+    pd.testing.assert_series_equal(view.share_of_workflow, shares, check_names=False)
+    assert view.share_of_workflow.groupby(level=0).sum().round(12).eq(1).all()
+
+
+def test_running_jobs(loaded):
+    db, jobs = loaded
+    view = read_view("running_jobs", db).set_index("job_id").sort_index()
+    running = jobs[~jobs.state.isin(TERMINAL)].set_index("id").sort_index()
+    assert list(view.index) == list(running.index)
+    now = pd.Timestamp.now(tz="UTC")
+    expected_age = (now - running.created_at).dt.total_seconds()
+    assert np.allclose(view.age_seconds, expected_age, atol=120)
+    assert np.allclose(view.seconds_since_update, (now - running.updated_at).dt.total_seconds(), atol=120)
+
+
+def test_duration_outliers(loaded):
+    db, jobs = loaded
+    view = read_view("duration_outliers", db).set_index("job_id").sort_index()
+    terminal = _terminal(jobs).dropna(subset=["elapsed_seconds"])
+    p95 = terminal.groupby("workflow_id").elapsed_seconds.transform(lambda s: s.quantile(0.95))
+    p50 = terminal.groupby("workflow_id").elapsed_seconds.transform(lambda s: s.quantile(0.5))
+    outliers = terminal[terminal.elapsed_seconds > p95].assign(p50=p50, p95=p95).set_index("id").sort_index()
+    assert len(outliers) > 0 and list(view.index) == list(outliers.index)
+    assert np.allclose(view.workflow_p95_seconds, outliers.p95)
+    assert np.allclose(view.ratio_to_p50, outliers.elapsed_seconds / outliers.p50)
+    assert "solo" not in set(view.workflow_id)  # a one-job workflow has no job above its own p95
+
+
+def test_data_quality_issues(loaded):
+    db, jobs = loaded
+    view = read_view("data_quality_issues", db)
+    found = set(zip(view.job_id, view.problem))
+    expected = set()
+    from_timestamps = (jobs.updated_at - jobs.created_at).dt.total_seconds()
+    terminal = jobs.state.isin(TERMINAL)
+    for mask, problem in (
+        (terminal & jobs.elapsed_time.isna(), "terminal_without_elapsed_time"),
+        (jobs.elapsed_time.notna() & jobs.elapsed_seconds.isna(), "unparseable_elapsed_time"),
+        ((jobs.elapsed_seconds - from_timestamps).abs() > 1, "elapsed_time_disagrees_with_timestamps"),
+        (~terminal & jobs.elapsed_time.notna(), "elapsed_time_on_running_job"),
+        (jobs.updated_at < jobs.created_at, "updated_before_created"),
+        ((jobs.progress < 0) | (jobs.progress > 100), "progress_out_of_range"),
+    ):
+        expected |= {(job_id, problem) for job_id in jobs.id[mask]}
+    assert found == expected
+    assert {problem for _, problem in found} == {
+        "terminal_without_elapsed_time",
+        "unparseable_elapsed_time",
+        "elapsed_time_disagrees_with_timestamps",
+        "elapsed_time_on_running_job",
+        "updated_before_created",
+        "progress_out_of_range",
+    }
+
+
+def test_workflow_duration_regressions(loaded):
+    db, jobs = loaded
+    view = read_view("workflow_duration_regressions", db)
+    view["completion_date"] = pd.to_datetime(view.completion_date).dt.date
+    view = view.set_index(["workflow_id", "completion_date"]).sort_index()
+    terminal = _terminal(jobs).dropna(subset=["elapsed_seconds"])
+    rows = []
+    for (workflow, day), group in terminal.groupby(["workflow_id", "completion_date"]):
+        window = terminal[
+            (terminal.workflow_id == workflow)
+            & (terminal.completion_date >= day - timedelta(days=28))
+            & (terminal.completion_date < day)
+        ]
+        baseline = window.elapsed_seconds.quantile(0.5) if len(window) else np.nan
+        ratio = group.elapsed_seconds.quantile(0.5) / baseline if len(window) else np.nan
+        days = window.completion_date.nunique()
+        rows.append((workflow, day, ratio, days, bool(days >= 3 and ratio > 1.5)))
+    expected = pd.DataFrame(rows, columns=["workflow_id", "completion_date", "ratio", "days", "flag"])
+    expected = expected.set_index(["workflow_id", "completion_date"]).sort_index()
+    assert list(view.index) == list(expected.index)
+    assert np.allclose(view.ratio_to_baseline.astype(float), expected.ratio.astype(float), equal_nan=True)
+    assert (view.baseline_days.values == expected.days.values).all()
+    assert (view.is_regression.values == expected.flag.values).all()
+    flagged = view[view.is_regression].reset_index()
+    assert "regr" in set(flagged.workflow_id)  # the deliberate 4x slowdown is caught
+
+
+def test_views_work_on_an_empty_database(tmp_path):
+    """A first run where every job fails still leaves every view queryable (and empty)."""
+    from pipeline.emulator import FaultPlan
+
+    for emulator in start_emulator(tmp_path, jobs=3, faults=FaultPlan(rates={"not_found": 1.0})):
+        emulator.run()
+        for view in ("job_durations", "workflow_duration_stats", "daily_workflow_stats", "job_state_summary",
+                     "running_jobs", "duration_outliers", "data_quality_issues", "workflow_duration_regressions"):
+            assert read_view(view, emulator.db).empty
+        assert len(read_view("open_fetch_errors", emulator.db)) == 3
