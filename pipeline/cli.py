@@ -35,6 +35,8 @@ def _add_run_parser(commands: argparse._SubParsersAction) -> None:  # type: igno
     run.add_argument("--refresh", action="store_true", help="refetch every job, terminal ones too")
     run.add_argument("--concurrency", type=int, help="parallel requests (default: max_concurrency, 16)")
     run.add_argument("--lock-timeout", type=float, help="seconds to wait for another run's lock (default 0)")
+    run.add_argument("--destination", help="any dlt destination (postgres, snowflake, bigquery, motherduck…); default: the --db DuckDB file")
+    run.add_argument("--shard", help="i/n: load this worker's share of the jobs (0 <= i < n), for parallel workers")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -116,16 +118,30 @@ def command_run(args: argparse.Namespace) -> int:
 
     stop = threading.Event()
     _stop_on_signals(stop)
+    from pipeline.job_ids import Shard
+    from pipeline.settings import ConfigError
+
+    try:
+        shard = Shard.parse(args.shard) if args.shard else None
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
     options = RunOptions(
         db_path=Path(args.db).resolve(),
         jobs_file=args.jobs_file,
         refresh=args.refresh,
         concurrency=args.concurrency,
         lock_timeout_seconds=args.lock_timeout,
+        destination=args.destination,
+        shard=shard,
     )
+    import dlt
+
+    from pipeline.settings import unknown_keys
+
     summary = run(load_settings(), options, stop=stop, on_progress=_progress_printer())
+    summary.config_problems[:0] = unknown_keys(dlt.current.run_context().settings_dir, os.environ)
     print(format_summary(summary))
-    print(f"database: {options.db_path}")
+    print(f"destination: {summary.destination}" if summary.destination else f"database: {options.db_path}")
     return EXIT_PARTIAL if summary.has_problems else EXIT_OK
 
 

@@ -51,7 +51,7 @@ def _reset_demo_database(db_path: Path) -> None:
         if any(space != DEMO_SPACE_ID for (space,) in spaces):
             raise RuntimeError(f"{db_path} holds non-demo jobs; pass --db with another file for the demo")
         db_path.unlink()
-    shutil.rmtree(Workspace(db_path).state_dir, ignore_errors=True)
+    shutil.rmtree(Workspace.for_duckdb(db_path).state_dir, ignore_errors=True)
 
 
 def run_demo(db_path: Path, jobs: int, seed: int, out: Printer) -> int:
@@ -59,7 +59,7 @@ def run_demo(db_path: Path, jobs: int, seed: int, out: Printer) -> int:
 
     _reset_demo_database(db_path)
     store = JobStore(generate_jobs(jobs, seed=seed))
-    jobs_file = write_jobs_csv(store.refs(), Workspace(db_path).state_dir / "demo_jobs.csv")
+    jobs_file = write_jobs_csv(store.refs(), Workspace.for_duckdb(db_path).state_dir / "demo_jobs.csv")
     with EmulatorServer(store) as emulator:
         settings = emulator_settings(emulator.base_url, jobs_file)
         options = RunOptions(db_path=db_path)

@@ -97,12 +97,17 @@ class RateGate:
         with self._lock:
             self._not_before = max(self._not_before, time.monotonic() + seconds)
 
-    def wait(self, stop: threading.Event) -> None:
+    def remaining(self) -> float:
+        with self._lock:
+            return max(0.0, self._not_before - time.monotonic())
+
+    def wait(self, stop: threading.Event) -> float:
+        """Sleep until the gate opens (or ``stop``); returns the seconds waited."""
+        started = time.monotonic()
         while True:
-            with self._lock:
-                remaining = self._not_before - time.monotonic()
+            remaining = self.remaining()
             if remaining <= 0 or stop.wait(remaining):
-                return
+                return time.monotonic() - started
 
 
 class UpClient:
@@ -165,8 +170,13 @@ class UpClient:
         url = f"{self._base_url}/{ref.path()}"
         waited, attempt, last_status, last_problem = 0.0, 0, None, ""
         while attempt < self._policy.max_attempts and not self.stop.is_set():
+            paused = self.gate.remaining()
+            if waited + paused > self._policy.max_total_wait_seconds:
+                last_problem = last_problem or "HTTP 429"
+                last_problem += f"; the API asked all workers to wait {paused:.0f}s more, beyond the budget"
+                break
+            waited += self.gate.wait(self.stop)
             attempt += 1
-            self.gate.wait(self.stop)
             try:
                 status, body, retry_after = self._get(url)
             except RETRYABLE_ERRORS as error:

@@ -8,6 +8,7 @@ never requested. Pure functions; the caller decides how to show the problems.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import re
 from dataclasses import dataclass
@@ -159,3 +160,32 @@ def dedupe(items: Iterable[Parsed]) -> JobList:
         else:
             first_seen[ref] = location
     return JobList(list(first_seen), problems)
+
+
+@dataclass(frozen=True)
+class Shard:
+    """``index/count``: this worker's deterministic share of the job list (0-based index)."""
+
+    index: int
+    count: int
+
+    @classmethod
+    def parse(cls, text: str) -> "Shard":
+        """``"1/3"`` → Shard(1, 3); indexes run 0..count-1, like Airflow's map_index."""
+        try:
+            index_text, count_text = text.split("/")
+            shard = cls(int(index_text), int(count_text))
+        except ValueError:
+            raise ValueError(f"--shard takes i/n with 0 <= i < n, e.g. 0/3; got {text!r}") from None
+        if not 0 <= shard.index < shard.count:
+            raise ValueError(f"--shard takes i/n with 0 <= i < n, e.g. 0/3; got {text!r}")
+        return shard
+
+    def owns(self, ref: JobRef) -> bool:
+        """Stable across processes, machines and Python versions (not Python's salted hash())."""
+        digest = hashlib.blake2b(ref.job_id.encode(), digest_size=8).digest()
+        return int.from_bytes(digest, "big") % self.count == self.index
+
+    @property
+    def suffix(self) -> str:
+        return f"shard_{self.index}_of_{self.count}"

@@ -6,6 +6,7 @@ turns both into output and exit codes.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 import time
@@ -18,7 +19,7 @@ from dlt.extract.source import DltSource
 
 from pipeline import failpoints, warehouse
 from pipeline.http import RetryPolicy, UpClient
-from pipeline.job_ids import ConfigProblem, JobList, JobRef, build_job_list
+from pipeline.job_ids import ConfigProblem, JobList, JobRef, Shard, build_job_list
 from pipeline.normalize import TERMINAL_STATES
 from pipeline.outcomes import HeldJob
 from pipeline.settings import (
@@ -42,7 +43,13 @@ class RunOptions:
     refresh: bool = False
     concurrency: int | None = None
     lock_timeout_seconds: float | None = None
-    loader_file_format: str = "parquet"
+    loader_file_format: str | None = None
+    """None: parquet for the local DuckDB file (measured fastest), the destination's preferred format elsewhere."""
+    destination: str | None = None
+    """A dlt destination name (postgres, snowflake, ...); None or duckdb: the local --db file."""
+    shard: Shard | None = None
+    state_root: Path | None = None
+    """Where warehouse runs keep local state (.up_jobs/ under it); default: the current folder."""
 
 
 @dataclass
@@ -54,6 +61,7 @@ class RunSummary:
     views: list[str] = field(default_factory=list)
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
+    destination: str | None = None
     load_id: str | None = None
 
     def count(self, status: str) -> int:
@@ -87,15 +95,32 @@ def make_client(settings: UpJobsConfiguration, concurrency: int, stop: threading
     )
 
 
-def make_pipeline(workspace: Workspace) -> dlt.Pipeline:
-    """The dlt pipeline writing the private working copy; its state lives beside the database."""
+def is_local_duckdb(destination: str | None) -> bool:
+    return destination in (None, "", "duckdb")
+
+
+def pipeline_name(shard: Shard | None) -> str:
+    """Each shard is its own dlt pipeline, so each keeps its own state."""
+    return PIPELINE_NAME if shard is None else f"{PIPELINE_NAME}_{shard.suffix}"
+
+
+def make_workspace(options: RunOptions) -> Workspace:
+    if is_local_duckdb(options.destination):
+        if options.shard is not None:
+            raise ConfigError("--shard needs a shared warehouse (--destination); a DuckDB file has one writer at a time")
+        return Workspace.for_duckdb(options.db_path)
+    return Workspace.for_warehouse(options.state_root or Path.cwd(), pipeline_name(options.shard))
+
+
+def make_pipeline(workspace: Workspace, destination: str | None = None, shard: Shard | None = None) -> dlt.Pipeline:
+    """The dlt pipeline: the private DuckDB working copy, or the configured warehouse."""
     # Rows arrive as Arrow tables; keep dlt's load id and row id on them as on JSON rows, so
     # every table says which run wrote each row.
     dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True
     dlt.config["normalize.parquet_normalizer.add_dlt_id"] = True
     return dlt.pipeline(
-        pipeline_name=PIPELINE_NAME,
-        destination=dlt.destinations.duckdb(str(workspace.work_db)),
+        pipeline_name=pipeline_name(shard),
+        destination=dlt.destinations.duckdb(str(workspace.work_db)) if is_local_duckdb(destination) else destination,
         dataset_name=DATASET_NAME,
         pipelines_dir=str(workspace.pipelines_dir),
         progress="log" if os.environ.get("UP_JOBS_DLT_PROGRESS") else None,
@@ -124,10 +149,10 @@ def load_job_list(settings: UpJobsConfiguration, options: RunOptions) -> JobList
     return build_job_list(settings.jobs, jobs_file, settings.space_id)
 
 
-def _extract_normalize_load(
-    pipeline: dlt.Pipeline, source: DltSource, client: UpClient, loader_file_format: str, timings: dict[str, float]
+def _extract(
+    pipeline: dlt.Pipeline, source: DltSource, client: UpClient, loader_file_format: str | None, timings: dict[str, float]
 ) -> str | None:
-    """dlt's three steps, spelled out so a crash test can stop between them and each is timed."""
+    """Fetch and extract (the slow, parallel part); returns the new load id."""
     started = time.monotonic()
     try:
         extract_info = pipeline.extract(source, loader_file_format=loader_file_format)  # type: ignore[arg-type]
@@ -135,6 +160,11 @@ def _extract_normalize_load(
         client.close()
     timings["fetch+extract"] = time.monotonic() - started
     failpoints.reached("extracted")
+    return extract_info.loads_ids[-1] if extract_info.loads_ids else None
+
+
+def _normalize_load(pipeline: dlt.Pipeline, timings: dict[str, float]) -> None:
+    """dlt's normalize and load, spelled out so a crash test can stop between them; each timed."""
     started = time.monotonic()
     pipeline.normalize()
     timings["normalize"] = time.monotonic() - started
@@ -144,7 +174,6 @@ def _extract_normalize_load(
     pipeline.load()
     timings["load"] = time.monotonic() - started
     failpoints.reached("loaded")
-    return extract_info.loads_ids[-1] if extract_info.loads_ids else None
 
 
 def run(
@@ -159,28 +188,37 @@ def run(
     concurrency = max(1, options.concurrency or settings.max_concurrency)
     stop = stop or threading.Event()
     client = make_client(settings, concurrency, stop)
-    summary = RunSummary(listed=len(job_list.jobs), config_problems=job_list.problems)
-    workspace = Workspace(options.db_path)
+    jobs = [ref for ref in job_list.jobs if options.shard is None or options.shard.owns(ref)]
+    summary = RunSummary(listed=len(jobs), config_problems=job_list.problems)
+    destination = options.destination or settings.destination
+    options = dataclasses.replace(options, destination=destination)
+    workspace = make_workspace(options)
+    summary.destination = None if is_local_duckdb(destination) else destination
     lock_timeout = settings.lock_timeout_seconds if options.lock_timeout_seconds is None else options.lock_timeout_seconds
     with workspace.lock(lock_timeout):
         workspace.prepare()
         started_setup = time.monotonic()
-        pipeline = make_pipeline(workspace)
+        pipeline = make_pipeline(workspace, destination, options.shard)
         if pipeline.has_pending_data:  # a previous run died after extracting: finish its work first
-            pipeline.normalize()
-            pipeline.load()
+            with warehouse.load_lock(pipeline):
+                pipeline.normalize()
+                pipeline.load()
         held = warehouse.held_jobs(pipeline)
         open_errors = warehouse.open_error_refs(pipeline)
-        refs = jobs_to_fetch(job_list.jobs, held, open_errors, options.refresh)
+        refs = jobs_to_fetch(jobs, held, open_errors, options.refresh)
         summary.timings["read state"] = time.monotonic() - started_setup
-        summary.skipped_terminal = len(job_list.jobs) - len(refs)
+        summary.skipped_terminal = len(jobs) - len(refs)
         progress = (lambda done: on_progress(done, len(refs))) if on_progress else None
         source = up_jobs_source(client, refs, held, open_errors, summary.stats, concurrency, progress)
-        summary.load_id = _extract_normalize_load(pipeline, source, client, options.loader_file_format, summary.timings)
-        started_views = time.monotonic()
-        warehouse.ensure_tables(pipeline)
-        summary.views = warehouse.apply_views(pipeline)
-        summary.timings["views"] = time.monotonic() - started_views
+        file_format = options.loader_file_format or ("parquet" if is_local_duckdb(destination) else None)
+        summary.load_id = _extract(pipeline, source, client, file_format, summary.timings)
+        with warehouse.load_lock(pipeline):
+            _normalize_load(pipeline, summary.timings)
+            started_views = time.monotonic()
+            warehouse.ensure_tables(pipeline)
+            if options.shard is None or options.shard.index == 0:  # views are applied once, not fought over
+                summary.views = warehouse.apply_views(pipeline)
+            summary.timings["views"] = time.monotonic() - started_views
         started_publish = time.monotonic()
         workspace.publish()
         summary.timings["publish"] = time.monotonic() - started_publish

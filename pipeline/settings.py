@@ -6,13 +6,18 @@ dlt secret, so dlt's trace records ``<secret>`` rather than its value.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
-from typing import List, Optional
+import tomllib
+from pathlib import Path
+from typing import List, Mapping, Optional
 from urllib.parse import urlsplit
 
 from dlt.common.configuration import configspec, resolve_configuration
 from dlt.common.configuration.specs import BaseConfiguration
 from dlt.common.typing import TSecretStrValue
+
+from pipeline.job_ids import ConfigProblem
 
 SECTIONS = ("sources", "up_jobs")
 PIPELINE_NAME = "up_jobs"
@@ -40,11 +45,40 @@ class UpJobsConfiguration(BaseConfiguration):
     read_timeout_seconds: float = 30.0
     max_body_bytes: int = 1_048_576
     lock_timeout_seconds: float = 0.0
+    destination: Optional[str] = None
 
 
 def load_settings() -> UpJobsConfiguration:
     """Resolve ``[sources.up_jobs]`` through dlt's providers (env, secrets.toml, config.toml)."""
     return resolve_configuration(UpJobsConfiguration(), sections=SECTIONS, accept_partial=True)
+
+
+def unknown_keys(settings_dir: str | Path, environ: Mapping[str, str]) -> list[ConfigProblem]:
+    """Keys under [sources.up_jobs] that nothing reads (typos such as ``max_concurency``)."""
+    known = set(UpJobsConfiguration.__dataclass_fields__)  # type: ignore[attr-defined]
+    problems = []
+    for name in ("config.toml", "secrets.toml"):
+        path = Path(settings_dir) / name
+        if not path.is_file():
+            continue
+        try:
+            section = tomllib.loads(path.read_text(encoding="utf-8")).get("sources", {}).get("up_jobs", {})
+        except tomllib.TOMLDecodeError as error:
+            raise ConfigError(f"{path} is not valid TOML: {error}") from None
+        problems += [_unknown(str(path), key, known) for key in section if key not in known and not isinstance(section[key], dict)]
+    prefix = "SOURCES__UP_JOBS__"
+    problems += [
+        _unknown("environment", name, known, name[len(prefix):].lower())
+        for name in environ
+        if name.startswith(prefix) and name[len(prefix):].lower() not in known
+    ]
+    return problems
+
+
+def _unknown(where: str, key: str, known: set[str], lookup: str | None = None) -> ConfigProblem:
+    close = difflib.get_close_matches(lookup or key, known, n=1)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    return ConfigProblem(where, f"unknown key sources.up_jobs {key!r} ignored{hint}", is_error=False)
 
 
 def validate_base_url(base_url: str | None) -> str:

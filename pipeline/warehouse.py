@@ -6,10 +6,15 @@ Everything goes through dlt's SQL client, so it works for any SQL destination dl
 
 from __future__ import annotations
 
+import re
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import dlt
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import ErrorLevel
 from dlt.common.destination.exceptions import DestinationUndefinedEntity
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
@@ -34,6 +39,27 @@ def _query(pipeline: dlt.Pipeline, sql: str) -> list[tuple[Any, ...]]:
             return list(client.execute_sql(sql) or [])
     except MISSING:
         return []
+
+
+LOAD_LOCK_KEY = 0x5550_4A4F_4253  # "UPJOBS": one advisory lock for every shard of every host
+
+
+@contextmanager
+def load_lock(pipeline: dlt.Pipeline) -> Iterator[None]:
+    """Serialise normalise+load+DDL across shards on Postgres (they share staging tables and DDL).
+
+    Fetching, the slow part, stays parallel; loads are short. Other warehouses: no lock (run
+    shards there with an orchestrator's pool of one for the load, or accept dlt's behaviour).
+    """
+    if pipeline.destination.destination_name != "postgres":
+        yield
+        return
+    with pipeline.sql_client() as client:
+        client.execute_sql("select pg_advisory_lock(%s)", LOAD_LOCK_KEY)
+        try:
+            yield
+        finally:
+            client.execute_sql("select pg_advisory_unlock(%s)", LOAD_LOCK_KEY)
 
 
 def held_jobs(pipeline: dlt.Pipeline) -> dict[str, HeldJob]:
@@ -69,23 +95,60 @@ def view_files() -> list[Path]:
     return sorted(sql_dir().glob("*.sql"))
 
 
+def view_sources() -> dict[str, str]:
+    """View name → DuckDB SQL, in dependency order (a view after the views it selects from)."""
+    sources = {path.stem: path.read_text(encoding="utf-8") for path in view_files()}
+    ordered: dict[str, str] = {}
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        if name in ordered:
+            return
+        if name in path:
+            raise ViewError(f"views depend on each other in a cycle: {' -> '.join(path + (name,))}")
+        for dependency in _REFERENCE.findall(sources[name]):
+            if dependency in sources and dependency != name:
+                visit(dependency, path + (name,))
+        ordered[name] = sources[name]
+
+    for name in sorted(sources):
+        visit(name, ())
+    return ordered
+
+
+_REFERENCE = re.compile(r"\btelestream_up\.(\w+)")
+
+
+def translate(sql: str, dialect: str | None, name: str) -> str:
+    """DuckDB SQL → the destination's dialect with sqlglot; a function with no equivalent is an error."""
+    if dialect in (None, "duckdb"):
+        return sql
+    try:
+        translated = sqlglot.transpile(sql, read="duckdb", write=dialect, unsupported_level=ErrorLevel.RAISE)[0]
+        # sqlglot passes functions it does not know through unchanged; in the target they would
+        # fail at query time, so name them now.
+        unknown = sorted({node.name for node in sqlglot.parse_one(translated, read=dialect).find_all(exp.Anonymous)})
+    except sqlglot.errors.SqlglotError as error:
+        raise ViewError(f"sql/{name}.sql cannot be translated to {dialect}: {str(error).splitlines()[0]}") from None
+    if unknown:
+        raise ViewError(f"sql/{name}.sql cannot be translated to {dialect}: no known equivalent for {', '.join(unknown)}")
+    return translated
+
+
+def destination_dialect(pipeline: dlt.Pipeline) -> str | None:
+    return pipeline.destination.capabilities().sqlglot_dialect  # type: ignore[no-any-return]
+
+
 def apply_views(pipeline: dlt.Pipeline) -> list[str]:
-    """``create or replace`` every view; order is found by retrying until dependencies exist."""
-    pending = {path.stem: path.read_text(encoding="utf-8") for path in view_files()}
+    """``create or replace`` every view in dependency order, translated to the destination's SQL."""
+    dialect = destination_dialect(pipeline)
     applied: list[str] = []
     with pipeline.sql_client() as client:
-        while pending:
-            pending_before_pass = len(pending)
-            errors: dict[str, Exception] = {}
-            for name, sql in list(pending.items()):
-                try:
-                    client.execute_sql(sql)
-                except Exception as error:  # noqa: BLE001 - may depend on a view not yet applied
-                    errors[name] = error
-                else:
-                    applied.append(name)
-                    del pending[name]
-            if len(pending) == pending_before_pass:  # no progress: a real error, not an ordering issue
-                name, error = next(iter(errors.items()))
-                raise ViewError(f"sql/{name}.sql could not be applied: {str(error).splitlines()[0]}")
+        for name, sql in view_sources().items():
+            try:
+                client.execute_sql(translate(sql, dialect, name))
+            except ViewError:
+                raise
+            except Exception as error:  # noqa: BLE001 - named and re-raised as one clear line
+                raise ViewError(f"sql/{name}.sql could not be applied: {str(error).strip().splitlines()[0]}") from error
+            applied.append(name)
     return applied

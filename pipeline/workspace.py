@@ -28,13 +28,20 @@ class LockHeld(RuntimeError):
 
 @dataclass(frozen=True)
 class Workspace:
-    """Paths derived from the analysis database path (``--db``)."""
+    """Where a run keeps dlt's state and its lock, and for DuckDB the working and published files."""
 
-    db_path: Path
+    state_dir: Path
+    db_path: Path | None = None
+    """The analysis database users open; None when loading into a shared warehouse."""
 
-    @property
-    def state_dir(self) -> Path:
-        return self.db_path.with_name(self.db_path.name + ".work")
+    @classmethod
+    def for_duckdb(cls, db_path: Path) -> "Workspace":
+        return cls(db_path.with_name(db_path.name + ".work"), db_path)
+
+    @classmethod
+    def for_warehouse(cls, root: Path, pipeline_name: str) -> "Workspace":
+        """Local state for a warehouse run; each shard has its own (own pipeline, own lock)."""
+        return cls(root / ".up_jobs" / pipeline_name)
 
     @property
     def work_db(self) -> Path:
@@ -51,7 +58,7 @@ class Workspace:
     def prepare(self) -> None:
         """Create the state folder; seed the working copy from a published file if it is missing."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        if not self.work_db.exists() and self.db_path.exists():
+        if self.db_path and not self.work_db.exists() and self.db_path.exists():
             shutil.copyfile(self.db_path, self.work_db)
 
     @contextmanager
@@ -68,7 +75,7 @@ class Workspace:
                     if error.errno not in (errno.EAGAIN, errno.EACCES) or time.monotonic() >= deadline:
                         if error.errno in (errno.EAGAIN, errno.EACCES):
                             raise LockHeld(
-                                f"another run holds the lock on {self.db_path} ({self.lock_path})"
+                                f"another run holds the lock on {self.db_path or self.state_dir} ({self.lock_path})"
                             ) from None
                         raise
                     time.sleep(0.1)
@@ -83,6 +90,8 @@ class Workspace:
 
     def publish(self) -> None:
         """Atomically replace the analysis database with a checkpointed copy of the working one."""
+        if self.db_path is None:
+            return
         with duckdb.connect(str(self.work_db)) as connection:
             connection.execute("CHECKPOINT")
         for leftover in self.db_path.parent.glob(f".{self.db_path.name}.*.tmp"):

@@ -12,7 +12,7 @@ with jobs as (
 completed as (
 
     select
-        cast(timezone('UTC', updated_at) as date) as completion_date,
+        cast(updated_at at time zone 'UTC' as date) as completion_date,
         workflow_id,
         workflow_name,
         state,

@@ -32,8 +32,8 @@ problems as (
     select
         job_id,
         'elapsed_time_disagrees_with_timestamps',
-        'elapsed ' || round(elapsed_seconds, 3) || ' s vs timestamps '
-            || round(duration_from_timestamps_seconds, 3) || ' s'
+        'elapsed ' || cast(elapsed_seconds as decimal(18, 3)) || ' s vs timestamps '
+            || cast(duration_from_timestamps_seconds as decimal(18, 3)) || ' s'
     from jobs
     where abs(elapsed_seconds - duration_from_timestamps_seconds) > 1
 

@@ -19,8 +19,8 @@ final as (
         progress,
         created_at,
         updated_at,
-        epoch(now()) - epoch(created_at) as age_seconds,
-        epoch(now()) - epoch(updated_at) as seconds_since_update
+        epoch(current_timestamp) - epoch(created_at) as age_seconds,
+        epoch(current_timestamp) - epoch(updated_at) as seconds_since_update
     from jobs
     where not is_terminal
 

@@ -15,7 +15,7 @@ completed as (
     select
         workflow_id,
         workflow_name,
-        cast(timezone('UTC', updated_at) as date) as completion_date,
+        cast(updated_at at time zone 'UTC' as date) as completion_date,
         elapsed_seconds
     from jobs
     where is_terminal and elapsed_seconds is not null

@@ -29,14 +29,59 @@ def isolated_dlt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-class Emulated:
-    """A running emulator plus helpers to run the pipeline against it."""
+POSTGRES_ADMIN_DSN = os.environ.get("UP_JOBS_TEST_POSTGRES", "postgresql://postgres:postgres@127.0.0.1:5432/postgres")
 
-    def __init__(self, server: EmulatorServer, tmp_path: Path) -> None:
+
+def postgres_available() -> bool:
+    try:
+        import psycopg2
+
+        psycopg2.connect(POSTGRES_ADMIN_DSN, connect_timeout=3).close()
+        return True
+    except Exception:  # noqa: BLE001 - any failure means "not here"
+        if os.environ.get("UP_JOBS_REQUIRE_POSTGRES"):
+            raise
+        return False
+
+
+_POSTGRES = postgres_available()
+DESTINATIONS = [
+    "duckdb",
+    pytest.param(
+        "postgres",
+        marks=pytest.mark.skipif(not _POSTGRES, reason="no PostgreSQL at UP_JOBS_TEST_POSTGRES; .ci/run starts one"),
+    ),
+]
+
+
+@pytest.fixture
+def postgres_database(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A fresh database per test (same dataset name every time, so tests cannot see each other)."""
+    import uuid
+
+    import psycopg2
+
+    name = f"up_jobs_test_{uuid.uuid4().hex[:12]}"
+    admin = psycopg2.connect(POSTGRES_ADMIN_DSN)
+    admin.autocommit = True
+    admin.cursor().execute(f"create database {name}")
+    dsn = POSTGRES_ADMIN_DSN.rsplit("/", 1)[0] + f"/{name}"
+    monkeypatch.setenv("DESTINATION__POSTGRES__CREDENTIALS", dsn)
+    yield dsn
+    admin.cursor().execute(f"drop database if exists {name} with (force)")
+    admin.close()
+
+
+class Emulated:
+    """A running emulator plus helpers to run the pipeline against it, into DuckDB or Postgres."""
+
+    def __init__(self, server: EmulatorServer, tmp_path: Path, destination: str = "duckdb", dsn: str | None = None) -> None:
         self.server = server
         self.store = server.store
         self.tmp_path = tmp_path
         self.db = tmp_path / "up_jobs.duckdb"
+        self.destination = destination
+        self.dsn = dsn
         self.jobs_file = write_jobs_csv(self.store.refs(), tmp_path / "jobs.csv")
 
     def settings(self, **overrides: Any) -> Any:
@@ -50,9 +95,18 @@ class Emulated:
 
     def run(self, **options: Any) -> RunSummary:
         settings_overrides = options.pop("settings", {})
+        if self.destination != "duckdb":
+            options.setdefault("destination", self.destination)
         return run(self.settings(**settings_overrides), RunOptions(db_path=self.db, **options))
 
     def query(self, sql: str) -> list[tuple[Any, ...]]:
+        """Rows from wherever the pipeline loaded: the published DuckDB file or the Postgres database."""
+        if self.destination == "postgres":
+            import psycopg2
+
+            with psycopg2.connect(self.dsn) as connection, connection.cursor() as cursor:
+                cursor.execute(sql)
+                return [tuple(row) for row in cursor.fetchall()]
         with duckdb.connect(str(self.db), read_only=True) as connection:
             return connection.sql(sql).fetchall()
 
@@ -70,18 +124,36 @@ class Emulated:
         }
 
 
-def start_emulator(tmp_path: Path, jobs: int = 60, seed: int = 11, **kwargs: Any) -> Iterator[Emulated]:
+def start_emulator(
+    tmp_path: Path, jobs: int = 60, seed: int = 11, destination: str = "duckdb", dsn: str | None = None, **kwargs: Any
+) -> Iterator[Emulated]:
     store = JobStore(generate_jobs(jobs, seed=seed))
     with EmulatorServer(store, **kwargs) as server:
-        yield Emulated(server, tmp_path)
+        yield Emulated(server, tmp_path, destination, dsn)
 
 
 @pytest.fixture
 def emulator(tmp_path: Path) -> Iterator[Emulated]:
+    """The emulator with the default destination, the local DuckDB file."""
     yield from start_emulator(tmp_path, api_key=SECRET_KEY)
 
 
+@pytest.fixture(params=DESTINATIONS)
+def destination(request: pytest.FixtureRequest) -> tuple[str, str | None]:
+    if request.param == "postgres":
+        return "postgres", request.getfixturevalue("postgres_database")
+    return "duckdb", None
+
+
 @pytest.fixture
-def faulty_emulator(tmp_path: Path) -> Iterator[Emulated]:
+def any_emulator(tmp_path: Path, destination: tuple[str, str | None]) -> Iterator[Emulated]:
+    """The same end-to-end test against every destination: DuckDB, and a live Postgres."""
+    yield from start_emulator(tmp_path, api_key=SECRET_KEY, destination=destination[0], dsn=destination[1])
+
+
+@pytest.fixture
+def faulty_emulator(tmp_path: Path, destination: tuple[str, str | None]) -> Iterator[Emulated]:
     plan = FaultPlan.fault_matrix(seed=3, hang_seconds=1.5)
-    yield from start_emulator(tmp_path, jobs=300, seed=5, api_key=SECRET_KEY, faults=plan)
+    yield from start_emulator(
+        tmp_path, jobs=300, seed=5, api_key=SECRET_KEY, faults=plan, destination=destination[0], dsn=destination[1]
+    )

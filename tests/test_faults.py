@@ -13,6 +13,12 @@ from pipeline.http import parse_retry_after
 from pipeline.timespan import parse_timespan_seconds
 from tests.conftest import start_emulator
 
+@pytest.fixture
+def emulator(any_emulator):
+    """End-to-end fault tests run against DuckDB and against a live Postgres."""
+    return any_emulator
+
+
 FAST_RETRIES = {"max_attempts": 6, "read_timeout_seconds": 0.5, "backoff_seconds": 0.05, "max_backoff_seconds": 0.4}
 
 

@@ -52,3 +52,15 @@ def test_config_list_entries():
         "config sources.up_jobs.jobs[3]",
         "config sources.up_jobs.jobs[4]",
     ]
+
+
+def test_unknown_config_keys_are_reported_with_a_suggestion(tmp_path):
+    from pipeline.settings import unknown_keys
+
+    (tmp_path / "config.toml").write_text('[sources.up_jobs]\nbase_url = "https://x"\nmax_concurency = 4\n')
+    problems = unknown_keys(tmp_path, {"SOURCES__UP_JOBS__SPACEID": "x", "SOURCES__UP_JOBS__API_KEY": "k"})
+    messages = [str(problem) for problem in problems]
+    assert len(messages) == 2
+    assert "max_concurency" in messages[0] and "did you mean max_concurrency?" in messages[0]
+    assert "environment" in messages[1] and "did you mean space_id?" in messages[1]
+    assert not any(problem.is_error for problem in problems)

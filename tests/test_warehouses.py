@@ -1,0 +1,92 @@
+"""Beyond one DuckDB file: portable views, sharding, and 3 shards loading into Postgres at once."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import sqlglot
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pipeline.job_ids import JobRef, Shard
+from pipeline.warehouse import ViewError, translate, view_sources
+from tests.conftest import _POSTGRES
+
+DIALECTS = {"postgres": "postgres", "snowflake": "snowflake", "bigquery": "bigquery", "motherduck": "duckdb"}
+
+
+@pytest.mark.parametrize("destination", sorted(DIALECTS))
+@pytest.mark.parametrize("view", sorted(view_sources()))
+def test_every_view_transpiles_and_parses(view, destination):
+    dialect = DIALECTS[destination]
+    translated = translate(view_sources()[view], dialect, view)
+    statement = sqlglot.parse_one(translated, read=dialect)
+    assert isinstance(statement, sqlglot.exp.Create) and statement.args["kind"] == "VIEW"
+    assert statement.this.sql(dialect=dialect).lower().replace("`", "").replace('"', "") == f"telestream_up.{view}"
+
+
+def test_views_are_ordered_after_their_dependencies():
+    order = list(view_sources())
+    assert order.index("job_durations") < order.index("workflow_duration_stats")
+    assert order.index("job_durations") < order.index("data_quality_issues")
+
+
+def test_a_function_without_equivalent_is_named_at_apply_time():
+    sql = "create or replace view telestream_up.x as select list_reduce([1, 2], (a, b) -> a + b) as total"
+    with pytest.raises(ViewError, match=r"sql/x\.sql cannot be translated to postgres"):
+        translate(sql, "postgres", "x")
+
+
+@given(st.lists(st.text("0123456789abcdef", min_size=32, max_size=32), min_size=1, max_size=200, unique=True),
+       st.integers(min_value=1, max_value=8))
+def test_shards_partition_the_job_list(job_ids, count):
+    refs = [JobRef("s", "w", job_id) for job_id in job_ids]
+    owners = [[index for index in range(count) if Shard(index, count).owns(ref)] for ref in refs]
+    assert all(len(owner) == 1 for owner in owners)
+
+
+@pytest.mark.parametrize("text", ["3/3", "-1/2", "a/b", "1", "1/0"])
+def test_bad_shard_specs_are_rejected(text):
+    with pytest.raises(ValueError, match="i/n"):
+        Shard.parse(text)
+
+
+def test_shard_needs_a_warehouse(emulator, tmp_path):
+    from tests.test_cli import up_jobs
+
+    result = up_jobs("run", "--jobs-file", str(emulator.jobs_file), "--shard", "0/2", env=emulator.env(), cwd=tmp_path)
+    assert result.returncode == 2 and "--shard needs a shared warehouse" in result.stderr
+
+
+@pytest.mark.skipif(not _POSTGRES, reason="no PostgreSQL at UP_JOBS_TEST_POSTGRES; .ci/run starts one")
+def test_three_shards_at_once_into_postgres(tmp_path, postgres_database):
+    from tests.conftest import SECRET_KEY, start_emulator
+
+    for emulator in start_emulator(tmp_path, jobs=150, seed=31, api_key=SECRET_KEY, latency_ms=20,
+                                   destination="postgres", dsn=postgres_database):
+        env = {**emulator.env(), "DESTINATION__POSTGRES__CREDENTIALS": postgres_database}
+        command = [sys.executable, "-m", "pipeline", "run", "--destination", "postgres", "--concurrency", "4",
+                   "--jobs-file", str(emulator.jobs_file)]
+        workers = [
+            subprocess.Popen([*command, "--shard", f"{index}/3"], env=env, cwd=tmp_path,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for index in range(3)
+        ]
+        results = [worker.communicate(timeout=300) for worker in workers]
+        assert [worker.returncode for worker in workers] == [0, 0, 0], [err for _, err in results]
+        listed = [int(line.split()[-1]) for out, _ in results for line in out.splitlines() if line.startswith("jobs listed")]
+        assert sum(listed) == 150 and all(count > 0 for count in listed)
+        ids = {row[0] for row in emulator.query("select id from telestream_up.workflow_jobs")}
+        assert ids == {ref.job_id for ref in emulator.store.refs()}
+        assert emulator.query("select count(*) from telestream_up.workflow_jobs") == [(150,)]
+        assert emulator.query("select sum(jobs) from telestream_up.workflow_duration_stats") == [(150,)]
+        pipelines = {row[0] for row in emulator.query("select distinct pipeline_name from telestream_up._dlt_pipeline_state")}
+        assert pipelines == {f"up_jobs_shard_{index}_of_3" for index in range(3)}
+        # a second round loads nothing new and duplicates nothing
+        again = [subprocess.run([*command, "--shard", f"{index}/3"], env=env, cwd=tmp_path, capture_output=True,
+                                text=True, timeout=300) for index in range(3)]
+        assert all(result.returncode == 0 for result in again)
+        assert emulator.query("select count(*), count(distinct id) from telestream_up.workflow_jobs") == [(150, 150)]
