@@ -121,3 +121,23 @@ def _exercise_every_failure(faulty_emulator, tmp_path):
     assert _files_containing(tmp_path, SECRET_KEY.encode()) == []
     with __import__("duckdb").connect(str(tmp_path / "up_jobs.duckdb"), read_only=True) as connection:
         assert connection.sql("select count(*) from telestream_up.quarantined_records").fetchall()[0][0] > 0
+
+
+def test_every_command_and_option_is_documented_in_the_readme():
+    """As sqlite-utils does: each command has --help and appears in the README with its options."""
+    from pipeline.cli import build_parser
+
+    readme = (REPO / "README.md").read_text()
+    commands = build_parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    for name, parser in commands.items():
+        assert f"up-jobs {name}" in readme or f"--project-dir /opt/up-jobs {name}" in readme, name
+        assert parser.format_help()
+        for action in parser._actions:
+            for option in action.option_strings:
+                if option.startswith("--") and option != "--help":
+                    assert option in readme, f"{name} {option} is not in the README"
+
+
+def test_readme_commands_match_ci():
+    ci = (REPO / ".ci" / "run").read_text().strip().splitlines()[-1]
+    assert ci in (REPO / "README.md").read_text()
