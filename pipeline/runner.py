@@ -77,14 +77,7 @@ class RunSummary:
 
 
 def make_client(settings: UpJobsConfiguration, concurrency: int, stop: threading.Event) -> UpClient:
-    policy = RetryPolicy(
-        max_attempts=settings.max_attempts,
-        backoff_seconds=settings.backoff_seconds,
-        max_backoff_seconds=settings.max_backoff_seconds,
-        max_total_wait_seconds=settings.max_total_wait_seconds,
-        connect_timeout_seconds=settings.connect_timeout_seconds,
-        read_timeout_seconds=settings.read_timeout_seconds,
-    )
+    policy = RetryPolicy(**{name: getattr(settings, name) for name in RetryPolicy.__dataclass_fields__})
     return UpClient(
         validate_base_url(settings.base_url),
         require_api_key(settings.api_key),
@@ -186,42 +179,52 @@ def run(
     started = time.monotonic()
     job_list = load_job_list(settings, options)
     concurrency = max(1, options.concurrency or settings.max_concurrency)
-    stop = stop or threading.Event()
-    client = make_client(settings, concurrency, stop)
+    client = make_client(settings, concurrency, stop or threading.Event())
     jobs = [ref for ref in job_list.jobs if options.shard is None or options.shard.owns(ref)]
+    options = dataclasses.replace(options, destination=options.destination or settings.destination)
     summary = RunSummary(listed=len(jobs), config_problems=job_list.problems)
-    destination = options.destination or settings.destination
-    options = dataclasses.replace(options, destination=destination)
+    summary.destination = None if is_local_duckdb(options.destination) else options.destination
     workspace = make_workspace(options)
-    summary.destination = None if is_local_duckdb(destination) else destination
     lock_timeout = settings.lock_timeout_seconds if options.lock_timeout_seconds is None else options.lock_timeout_seconds
     with workspace.lock(lock_timeout):
         workspace.prepare()
-        started_setup = time.monotonic()
-        pipeline = make_pipeline(workspace, destination, options.shard)
-        if pipeline.has_pending_data:  # a previous run died after extracting: finish its work first
-            with warehouse.load_lock(pipeline):
-                pipeline.normalize()
-                pipeline.load()
-        held = warehouse.held_jobs(pipeline)
-        open_errors = warehouse.open_error_refs(pipeline)
-        refs = jobs_to_fetch(jobs, held, open_errors, options.refresh)
-        summary.timings["read state"] = time.monotonic() - started_setup
-        summary.skipped_terminal = len(jobs) - len(refs)
-        progress = (lambda done: on_progress(done, len(refs))) if on_progress else None
-        source = up_jobs_source(client, refs, held, open_errors, summary.stats, concurrency, progress)
-        file_format = options.loader_file_format or ("parquet" if is_local_duckdb(destination) else None)
-        summary.load_id = _extract(pipeline, source, client, file_format, summary.timings)
-        with warehouse.load_lock(pipeline):
-            _normalize_load(pipeline, summary.timings)
-            started_views = time.monotonic()
-            warehouse.ensure_tables(pipeline)
-            if options.shard is None or options.shard.index == 0:  # views are applied once, not fought over
-                summary.views = warehouse.apply_views(pipeline)
-            summary.timings["views"] = time.monotonic() - started_views
+        pipeline = make_pipeline(workspace, options.destination, options.shard)
+        _fetch_and_load(pipeline, client, jobs, options, concurrency, summary, on_progress)
         started_publish = time.monotonic()
         workspace.publish()
         summary.timings["publish"] = time.monotonic() - started_publish
         failpoints.reached("published")
     summary.seconds = time.monotonic() - started
     return summary
+
+
+def _fetch_and_load(
+    pipeline: dlt.Pipeline,
+    client: UpClient,
+    jobs: list[JobRef],
+    options: RunOptions,
+    concurrency: int,
+    summary: RunSummary,
+    on_progress: ProgressCallback | None,
+) -> None:
+    """Finish leftovers, decide what to fetch, fetch, load, then tables and views."""
+    started = time.monotonic()
+    if pipeline.has_pending_data:  # a previous run died after extracting: finish its work first
+        with warehouse.load_lock(pipeline):
+            _normalize_load(pipeline, {})
+    held = warehouse.held_jobs(pipeline)
+    open_errors = warehouse.open_error_refs(pipeline)
+    refs = jobs_to_fetch(jobs, held, open_errors, options.refresh)
+    summary.timings["read state"] = time.monotonic() - started
+    summary.skipped_terminal = len(jobs) - len(refs)
+    progress = (lambda done: on_progress(done, len(refs))) if on_progress else None
+    source = up_jobs_source(client, refs, held, open_errors, summary.stats, concurrency, progress)
+    file_format = options.loader_file_format or ("parquet" if is_local_duckdb(options.destination) else None)
+    summary.load_id = _extract(pipeline, source, client, file_format, summary.timings)
+    with warehouse.load_lock(pipeline):
+        _normalize_load(pipeline, summary.timings)
+        started_views = time.monotonic()
+        warehouse.ensure_tables(pipeline)
+        if options.shard is None or options.shard.index == 0:  # views are applied once, not fought over
+            summary.views = warehouse.apply_views(pipeline)
+        summary.timings["views"] = time.monotonic() - started_views

@@ -17,6 +17,7 @@ from dlt.common.configuration import configspec, resolve_configuration
 from dlt.common.configuration.specs import BaseConfiguration
 from dlt.common.typing import TSecretStrValue
 
+from pipeline.http import RetryPolicy
 from pipeline.job_ids import ConfigProblem
 
 SECTIONS = ("sources", "up_jobs")
@@ -37,12 +38,13 @@ class UpJobsConfiguration(BaseConfiguration):
     jobs_file: Optional[str] = None
     api_key: Optional[TSecretStrValue] = None
     max_concurrency: int = 16
-    max_attempts: int = 5
-    backoff_seconds: float = 0.5
-    max_backoff_seconds: float = 30.0
-    max_total_wait_seconds: float = 120.0
-    connect_timeout_seconds: float = 10.0
-    read_timeout_seconds: float = 30.0
+    # retry policy; defaults live in RetryPolicy so there is one place to change them
+    max_attempts: int = RetryPolicy.max_attempts
+    backoff_seconds: float = RetryPolicy.backoff_seconds
+    max_backoff_seconds: float = RetryPolicy.max_backoff_seconds
+    max_total_wait_seconds: float = RetryPolicy.max_total_wait_seconds
+    connect_timeout_seconds: float = RetryPolicy.connect_timeout_seconds
+    read_timeout_seconds: float = RetryPolicy.read_timeout_seconds
     max_body_bytes: int = 1_048_576
     lock_timeout_seconds: float = 0.0
     destination: Optional[str] = None
