@@ -4,6 +4,7 @@
     python -m bench --jobs 5000 --latency-ms 50 --concurrency 32 --memory-jobs 100000
     python -m bench strategies            # our thread pool vs dlt parallelized/defer, fetch only
     python -m bench faults --jobs 2000    # the fault matrix on a bigger run
+    python -m bench loading --jobs 100000 # load cost alone: dlt dicts/arrow vs a plain DuckDB insert
 
 The pipeline runs as a real ``python -m pipeline run`` subprocess (as cron runs it), so its
 peak RSS is measured alone (``os.wait4``), not mixed with the emulator's.
@@ -172,16 +173,23 @@ def strategies_main(args: argparse.Namespace) -> None:
     compare(args.jobs, args.latency_ms, args.concurrency)
 
 
+def loading_main(args: argparse.Namespace) -> None:
+    from bench.loading import compare
+
+    compare(args.jobs)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
-    parser.add_argument("mode", nargs="?", default="pipeline", choices=["pipeline", "faults", "strategies"])
+    parser.add_argument("mode", nargs="?", default="pipeline", choices=["pipeline", "faults", "strategies", "loading"])
     parser.add_argument("--jobs", type=int, default=5000)
     parser.add_argument("--latency-ms", type=float, default=50)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--rerun-jobs", type=int, default=100_000, help="jobs for the all-terminal re-run (0 = skip)")
     parser.add_argument("--memory-jobs", type=int, default=100_000, help="jobs for the L=0 memory run (0 = skip)")
     args = parser.parse_args()
-    {"pipeline": bench_main, "faults": faults_main, "strategies": strategies_main}[args.mode](args)
+    modes = {"pipeline": bench_main, "faults": faults_main, "strategies": strategies_main, "loading": loading_main}
+    modes[args.mode](args)
 
 
 if __name__ == "__main__":

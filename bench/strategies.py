@@ -7,6 +7,7 @@ real source, through ``pipeline.extract``. Same N, latency and concurrency for e
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -31,6 +32,7 @@ def _start_emulator(jobs: int, latency_ms: float) -> tuple[subprocess.Popen, str
         [sys.executable, "-m", "pipeline", "emulator", "--port", "0", "--jobs", str(jobs), "--seed", "1",
          "--latency-ms", str(latency_ms)],
         stdout=subprocess.PIPE, text=True, cwd=tempfile.gettempdir(),
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
     )
     assert process.stdout is not None
     base_url = re.search(r"at (http://\S+)", process.stdout.readline()).group(1)  # type: ignore[union-attr]

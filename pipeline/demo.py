@@ -74,7 +74,8 @@ def run_demo(db_path: Path, jobs: int, seed: int, out: Printer) -> int:
     out(print_report(db_path))
     html = write_html_report(db_path, db_path.with_suffix(".html"))
     out(f"\nDatabase: {db_path}\nHTML report with charts: {html}")
-    out(f"Try: duckdb -readonly {db_path.name} \"select * from telestream_up.workflow_duration_stats\"")
+    out(f"Query it: duckdb -readonly {db_path.name} \"select * from telestream_up.workflow_duration_stats\"")
+    out(f"  or in Python: from pipeline.analytics import read_view; read_view('job_durations', '{db_path.name}')")
     return 0
 
 
