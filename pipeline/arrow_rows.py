@@ -21,7 +21,7 @@ _ARROW_TYPES = {
     "bool": pa.bool_(),
     "timestamp": pa.timestamp("us", tz="UTC"),
 }
-KNOWN_TYPES = {column["name"]: _ARROW_TYPES[column["data_type"]] for column in COLUMNS[WORKFLOW_JOBS]}
+KNOWN_TYPES = {column["name"]: _ARROW_TYPES[str(column["data_type"])] for column in COLUMNS[WORKFLOW_JOBS]}
 
 
 def _column(name: str, values: list[Any]) -> pa.Array:

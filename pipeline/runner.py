@@ -7,7 +7,6 @@ turns both into output and exit codes.
 from __future__ import annotations
 
 import dataclasses
-import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -116,7 +115,6 @@ def make_pipeline(workspace: Workspace, destination: str | None = None, shard: S
         destination=dlt.destinations.duckdb(str(workspace.work_db)) if is_local_duckdb(destination) else destination,
         dataset_name=DATASET_NAME,
         pipelines_dir=str(workspace.pipelines_dir),
-        progress="log" if os.environ.get("UP_JOBS_DLT_PROGRESS") else None,
     )
 
 

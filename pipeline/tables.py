@@ -7,9 +7,8 @@ definitions create empty tables up front, so views always have something to sele
 
 from __future__ import annotations
 
-from typing import Any
 
-from dlt.common.schema.typing import TColumnSchema, TTableSchema
+from dlt.common.schema.typing import TColumnSchema, TMergeDispositionDict, TTableSchema, TWriteDisposition, TWriteDispositionConfig
 from dlt.common.schema.utils import new_table
 
 WORKFLOW_JOBS = "workflow_jobs"
@@ -74,12 +73,13 @@ COLUMNS: dict[str, list[TColumnSchema]] = {
     RECOVERIES: [*_job_key(), _timestamp("recovered_at")],
 }
 
-WRITE_DISPOSITION: dict[str, Any] = {
-    WORKFLOW_JOBS: {"disposition": "merge", "strategy": "delete-insert"},
+WRITE_DISPOSITION: dict[str, TWriteDispositionConfig] = {
+    WORKFLOW_JOBS: TMergeDispositionDict(disposition="merge", strategy="delete-insert"),
     FETCH_ERRORS: "append",
     QUARANTINE: "append",
     RECOVERIES: "append",
 }
+
 
 _DLT_COLUMNS: list[TColumnSchema] = [
     {"name": "_dlt_load_id", "data_type": "text", "nullable": False},
@@ -95,7 +95,6 @@ def empty_table_schemas() -> list[TTableSchema]:
     """Table schemas (with dlt's own columns) for creating every table before any row arrives."""
     schemas = []
     for table, columns in COLUMNS.items():
-        disposition = WRITE_DISPOSITION[table]
-        disposition = disposition if isinstance(disposition, str) else disposition["disposition"]
+        disposition: TWriteDisposition = "merge" if table == WORKFLOW_JOBS else "append"
         schemas.append(new_table(table, write_disposition=disposition, columns=[*columns, *_DLT_COLUMNS]))
     return schemas

@@ -36,7 +36,7 @@ class ViewError(RuntimeError):
 def _query(pipeline: dlt.Pipeline, sql: str) -> list[tuple[Any, ...]]:
     try:
         with pipeline.sql_client() as client:
-            return list(client.execute_sql(sql) or [])
+            return [tuple(row) for row in client.execute_sql(sql) or []]
     except MISSING:
         return []
 

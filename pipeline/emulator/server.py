@@ -243,7 +243,7 @@ class EmulatorServer:
     @property
     def base_url(self) -> str:
         host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}{BASE_PATH}"
+        return f"http://{host!s}:{port}{BASE_PATH}"
 
     def start(self) -> "EmulatorServer":
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="up-emulator", daemon=True)
