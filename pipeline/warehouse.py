@@ -42,6 +42,7 @@ def _query(pipeline: dlt.Pipeline, sql: str) -> list[tuple[Any, ...]]:
 
 
 LOAD_LOCK_KEY = 0x5550_4A4F_4253  # "UPJOBS": one advisory lock for every shard of every host
+LOAD_LOCKING_DESTINATIONS = ("postgres",)
 
 
 @contextmanager
@@ -51,7 +52,7 @@ def load_lock(pipeline: dlt.Pipeline) -> Iterator[None]:
     Fetching, the slow part, stays parallel; loads are short. Other warehouses: no lock (run
     shards there with an orchestrator's pool of one for the load, or accept dlt's behaviour).
     """
-    if pipeline.destination.destination_name != "postgres":
+    if pipeline.destination.destination_name not in LOAD_LOCKING_DESTINATIONS:
         yield
         return
     with pipeline.sql_client() as client:
