@@ -143,3 +143,15 @@ def test_views_answer_queries(emulator):
     assert sum(row[1] for row in stats) == 60
     assert emulator.query("select count(*) from telestream_up.job_durations") == [(60,)]
     assert emulator.query("select count(*) from telestream_up.open_fetch_errors") == [(0,)]
+
+
+def test_fields_the_api_adds_later_become_columns(emulator):
+    emulator.run()
+    ref = emulator.store.refs()[0]
+    body = dict(emulator.store.get(ref))
+    body.update(priority=[7], updated_at=format_timestamp(datetime.now(timezone.utc)))
+    emulator.store.put(ref, body)
+    summary = emulator.run(refresh=True)
+    assert summary.count("loaded") == 1
+    assert emulator.query(f"select priority from telestream_up.workflow_jobs where id = '{ref.job_id}'") == [(7,)]
+    assert emulator.query("select count(*) from telestream_up.workflow_jobs where priority is null") == [(59,)]
