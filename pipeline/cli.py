@@ -112,15 +112,15 @@ def _one_line(error: BaseException) -> str:
 
 
 def command_run(args: argparse.Namespace) -> int:
+    import dlt
+
+    from pipeline.job_ids import Shard
     from pipeline.runner import RunOptions, run
-    from pipeline.settings import load_settings
+    from pipeline.settings import ConfigError, load_settings, unknown_keys
     from pipeline.summary import format_summary
 
     stop = threading.Event()
     _stop_on_signals(stop)
-    from pipeline.job_ids import Shard
-    from pipeline.settings import ConfigError
-
     try:
         shard = Shard.parse(args.shard) if args.shard else None
     except ValueError as error:
@@ -134,10 +134,6 @@ def command_run(args: argparse.Namespace) -> int:
         destination=args.destination,
         shard=shard,
     )
-    import dlt
-
-    from pipeline.settings import unknown_keys
-
     summary = run(load_settings(), options, stop=stop, on_progress=_progress_printer())
     summary.config_problems[:0] = unknown_keys(dlt.current.run_context().settings_dir, os.environ)
     print(format_summary(summary))
@@ -158,13 +154,13 @@ def command_emulator(args: argparse.Namespace) -> int:
 
 
 def command_report(args: argparse.Namespace) -> int:
-    from pipeline.report import print_report, write_html_report
+    from pipeline.report import format_report, write_html_report
 
     db = Path(args.db).resolve()
     if not db.exists():
         print(f"up-jobs: error: {db} does not exist; run 'up-jobs run' or 'up-jobs demo' first", file=sys.stderr)
         return EXIT_CONFIG
-    print(print_report(db))
+    print(format_report(db))
     if args.html:
         path = write_html_report(db, Path(args.html))
         print(f"HTML report: {path}")

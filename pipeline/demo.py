@@ -55,7 +55,7 @@ def _reset_demo_database(db_path: Path) -> None:
 
 
 def run_demo(db_path: Path, jobs: int, seed: int, out: Printer) -> int:
-    from pipeline.report import print_report, write_html_report
+    from pipeline.report import format_report, write_html_report
 
     _reset_demo_database(db_path)
     store = JobStore(generate_jobs(jobs, seed=seed))
@@ -71,7 +71,7 @@ def run_demo(db_path: Path, jobs: int, seed: int, out: Printer) -> int:
         out("== second run: only non-terminal jobs are refetched, only changed ones load ==")
         out(format_summary(run(settings, options)))
     out("")
-    out(print_report(db_path))
+    out(format_report(db_path))
     html = write_html_report(db_path, db_path.with_suffix(".html"))
     out(f"\nDatabase: {db_path}\nHTML report with charts: {html}")
     out(f"Query it: duckdb -readonly {db_path.name} \"select * from telestream_up.workflow_duration_stats\"")

@@ -101,7 +101,7 @@ def report_tables(db_path: Path) -> dict[str, pd.DataFrame]:
     }
 
 
-def print_report(db_path: Path) -> str:
+def format_report(db_path: Path) -> str:
     parts = []
     for title, table in report_tables(db_path).items():
         body = "(none)" if table.empty else table.to_string(index=False)

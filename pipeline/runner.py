@@ -182,11 +182,11 @@ def run(
     options = dataclasses.replace(options, destination=options.destination or settings.destination)
     summary = RunSummary(listed=len(jobs), config_problems=job_list.problems)
     summary.destination = None if is_local_duckdb(options.destination) else options.destination
+    workspace = make_workspace(options)  # refuses --shard with a DuckDB file before anything else
     if options.shard is not None and options.destination not in warehouse.LOAD_LOCKING_DESTINATIONS:
         message = (f"shards' load steps are serialised only on {', '.join(warehouse.LOAD_LOCKING_DESTINATIONS)}; "
                    f"on {options.destination} let the orchestrator run one shard's load at a time")
         summary.config_problems.append(ConfigProblem("--shard", message, is_error=False))
-    workspace = make_workspace(options)
     lock_timeout = settings.lock_timeout_seconds if options.lock_timeout_seconds is None else options.lock_timeout_seconds
     with workspace.lock(lock_timeout):
         workspace.prepare()

@@ -145,10 +145,9 @@ def apply_views(pipeline: dlt.Pipeline) -> list[str]:
     applied: list[str] = []
     with pipeline.sql_client() as client:
         for name, sql in view_sources().items():
+            statement = translate(sql, dialect, name)
             try:
-                client.execute_sql(translate(sql, dialect, name))
-            except ViewError:
-                raise
+                client.execute_sql(statement)
             except Exception as error:  # noqa: BLE001 - named and re-raised as one clear line
                 raise ViewError(f"sql/{name}.sql could not be applied: {str(error).strip().splitlines()[0]}") from error
             applied.append(name)

@@ -72,12 +72,11 @@ class Workspace:
                     fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
                     break
                 except OSError as error:
-                    if error.errno not in (errno.EAGAIN, errno.EACCES) or time.monotonic() >= deadline:
-                        if error.errno in (errno.EAGAIN, errno.EACCES):
-                            raise LockHeld(
-                                f"another run holds the lock on {self.db_path or self.state_dir} ({self.lock_path})"
-                            ) from None
+                    if error.errno not in (errno.EAGAIN, errno.EACCES):
                         raise
+                    if time.monotonic() >= deadline:
+                        holder = self.db_path or self.state_dir
+                        raise LockHeld(f"another run holds the lock on {holder} ({self.lock_path})") from None
                     time.sleep(0.1)
             handle.seek(0)
             handle.truncate()
