@@ -24,7 +24,7 @@ from pipeline.emulator.server import DEFAULT_API_KEY
 from pipeline.fetch import fetch_concurrently
 from pipeline.http import RetryPolicy, UpClient
 from pipeline.outcomes import classify
-from pipeline.source import FetchStats, up_jobs_source
+from pipeline.source import FetchPlan, FetchStats, up_jobs_source
 
 
 def _start_emulator(jobs: int, latency_ms: float) -> tuple[subprocess.Popen, str]:
@@ -94,6 +94,6 @@ def _dlt_deferred(base_url: str, refs: list, concurrency: int, folder: Path) -> 
 
 def _our_source(base_url: str, refs: list, concurrency: int, folder: Path) -> int:
     stats = FetchStats()
-    source = up_jobs_source(_client(base_url, concurrency), refs, {}, frozenset(), stats, concurrency)
+    source = up_jobs_source(_client(base_url, concurrency), FetchPlan(refs, {}, frozenset()), stats, concurrency)
     _pipeline(folder).extract(source)
     return stats.fetched

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 import dlt
+from dlt.common.destination import Destination, TDestinationReferenceArg
 from dlt.extract.source import DltSource
 
 from pipeline import failpoints, warehouse
@@ -29,7 +30,7 @@ from pipeline.settings import (
     require_api_key,
     validate_base_url,
 )
-from pipeline.source import FetchStats, up_jobs_source
+from pipeline.source import FetchPlan, FetchStats, up_jobs_source
 from pipeline.workspace import Workspace
 
 ProgressCallback = Callable[[int, int], None]
@@ -104,17 +105,39 @@ def make_workspace(options: RunOptions) -> Workspace:
     return Workspace.for_warehouse(options.state_root or Path.cwd(), pipeline_name(options.shard))
 
 
-def make_pipeline(workspace: Workspace, destination: str | None = None, shard: Shard | None = None) -> dlt.Pipeline:
-    """The dlt pipeline: the private DuckDB working copy, or the configured warehouse."""
-    # Rows arrive as Arrow tables; keep dlt's load id and row id on them as on JSON rows, so
-    # every table says which run wrote each row.
+def keep_dlt_columns_on_arrow_rows() -> None:
+    """Rows arrive as Arrow tables; keep dlt's load id and row id on them as on JSON rows, so
+    every table says which run wrote each row."""
     dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True
     dlt.config["normalize.parquet_normalizer.add_dlt_id"] = True
+
+
+def warehouse_destination(destination: str, shard: Shard | None) -> TDestinationReferenceArg:
+    """Each shard merges through its own staging dataset: dlt empties the staging table at the
+    start of every merge load, so shards sharing one delete each other's rows mid-merge (seen
+    here: 56 of 150 jobs kept, every shard reporting success)."""
+    if shard is None:
+        return destination
+    return Destination.from_reference(destination, staging_dataset_name_layout=f"%s_staging_{shard.suffix}")
+
+
+def make_pipeline(workspace: Workspace | None, destination: str | None = None, shard: Shard | None = None) -> dlt.Pipeline:
+    """The dlt pipeline: the private DuckDB working copy, or the configured warehouse.
+
+    ``workspace`` None: dlt's default pipelines folder (an orchestrator's helper manages it).
+    """
+    keep_dlt_columns_on_arrow_rows()
+    if not is_local_duckdb(destination):
+        target = warehouse_destination(str(destination), shard)
+    elif workspace is None:
+        raise ConfigError("the local DuckDB file is written through a workspace; name a warehouse destination")
+    else:
+        target = dlt.destinations.duckdb(str(workspace.work_db))
     return dlt.pipeline(
         pipeline_name=pipeline_name(shard),
-        destination=dlt.destinations.duckdb(str(workspace.work_db)) if is_local_duckdb(destination) else destination,
+        destination=target,
         dataset_name=DATASET_NAME,
-        pipelines_dir=str(workspace.pipelines_dir),
+        pipelines_dir=str(workspace.pipelines_dir) if workspace else None,  # type: ignore[arg-type]  # dlt: None = default
     )
 
 
@@ -131,8 +154,19 @@ def jobs_to_fetch(
     ]
 
 
-def load_job_list(settings: UpJobsConfiguration, options: RunOptions) -> JobList:
-    jobs_file = options.jobs_file or settings.jobs_file
+def shard_jobs(jobs: list[JobRef], shard: Shard | None) -> list[JobRef]:
+    return [ref for ref in jobs if shard is None or shard.owns(ref)]
+
+
+def plan_fetch(pipeline: dlt.Pipeline, jobs: list[JobRef], refresh: bool) -> FetchPlan:
+    """Read what the destination holds, then decide which jobs to request."""
+    held = warehouse.held_jobs(pipeline)
+    open_errors = warehouse.open_error_refs(pipeline)
+    return FetchPlan(jobs_to_fetch(jobs, held, open_errors, refresh), held, open_errors)
+
+
+def load_job_list(settings: UpJobsConfiguration, jobs_file_option: str | None = None) -> JobList:
+    jobs_file = jobs_file_option or settings.jobs_file
     if not settings.jobs and not jobs_file:
         raise ConfigError("no jobs configured: set sources.up_jobs.jobs or jobs_file, or pass --jobs-file")
     if jobs_file and not Path(jobs_file).is_file():
@@ -175,10 +209,10 @@ def run(
 ) -> RunSummary:
     """Run once; raises ConfigError, AuthRejected, LockHeld, or dlt's errors on failure."""
     started = time.monotonic()
-    job_list = load_job_list(settings, options)
+    job_list = load_job_list(settings, options.jobs_file)
     concurrency = max(1, options.concurrency or settings.max_concurrency)
     client = make_client(settings, concurrency, stop or threading.Event())
-    jobs = [ref for ref in job_list.jobs if options.shard is None or options.shard.owns(ref)]
+    jobs = shard_jobs(job_list.jobs, options.shard)
     options = dataclasses.replace(options, destination=options.destination or settings.destination)
     summary = RunSummary(listed=len(jobs), config_problems=job_list.problems)
     summary.destination = None if is_local_duckdb(options.destination) else options.destination
@@ -214,13 +248,11 @@ def _fetch_and_load(
     if pipeline.has_pending_data:  # a previous run died after extracting: finish its work first
         with warehouse.load_lock(pipeline):
             _normalize_load(pipeline, {})
-    held = warehouse.held_jobs(pipeline)
-    open_errors = warehouse.open_error_refs(pipeline)
-    refs = jobs_to_fetch(jobs, held, open_errors, options.refresh)
+    plan = plan_fetch(pipeline, jobs, options.refresh)
     summary.timings["read state"] = time.monotonic() - started
-    summary.skipped_terminal = len(jobs) - len(refs)
-    progress = (lambda done: on_progress(done, len(refs))) if on_progress else None
-    source = up_jobs_source(client, refs, held, open_errors, summary.stats, concurrency, progress)
+    summary.skipped_terminal = len(jobs) - len(plan.refs)
+    progress = (lambda done: on_progress(done, len(plan.refs))) if on_progress else None
+    source = up_jobs_source(client, plan, summary.stats, concurrency, progress)
     file_format = options.loader_file_format or ("parquet" if is_local_duckdb(options.destination) else None)
     summary.load_id = _extract(pipeline, source, client, file_format, summary.timings)
     with warehouse.load_lock(pipeline):

@@ -66,22 +66,40 @@ def _recovery_row(ref: JobRef) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class FetchPlan:
+    """What to request (``refs``) and what the warehouse already holds, per job id and in error."""
+
+    refs: Sequence[JobRef]
+    held: dict[str, HeldJob]
+    open_errors: frozenset[JobRef]
+
+
 @dlt.source(name="up_jobs", section="up_jobs", max_table_nesting=0)
 def up_jobs_source(
     client: UpClient,
-    refs: Sequence[JobRef],
-    held: dict[str, HeldJob],
-    open_errors: frozenset[JobRef],
+    plan: FetchPlan | Callable[[], FetchPlan],
     stats: FetchStats,
     concurrency: int = 16,
     on_progress: Callable[[int], None] | None = None,
 ) -> DltResource:
-    """Fetch ``refs`` and load what changed; ``held`` is what the warehouse has per job id."""
+    """Fetch the plan's jobs and load what changed.
+
+    ``plan`` may be a callable, evaluated when extraction starts: a source handed to an
+    orchestrator is built long before it runs, and must read the warehouse then, not at build time.
+    """
 
     @dlt.resource(name="up_jobs_fetch")
     def fetch_jobs() -> Iterator[TDataItem]:
+        try:
+            yield from _fetch(plan() if callable(plan) else plan)
+        finally:
+            client.close()
+
+    def _fetch(current: FetchPlan) -> Iterator[TDataItem]:
+        held, open_errors = current.held, current.open_errors
         batches: dict[str, list[dict[str, Any]]] = {name: [] for name in tables.COLUMNS}
-        for result in fetch_concurrently(client, refs, concurrency):
+        for result in fetch_concurrently(client, current.refs, concurrency):
             outcome = classify(result, held.get(result.ref.job_id))
             stats.outcomes[outcome.status] += 1
             stats.requests += result.attempts

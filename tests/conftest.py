@@ -113,6 +113,11 @@ class Emulated:
         with duckdb.connect(str(self.db), read_only=True) as connection:
             return connection.sql(sql).fetchall()
 
+    def staging_schemas(self) -> set[str]:
+        """dlt's merge staging datasets in the warehouse (one per shard; a shared one loses rows)."""
+        sql = "select schema_name from information_schema.schemata where schema_name like 'telestream_up_staging%'"
+        return {row[0] for row in self.query(sql)}
+
     def env(self) -> dict[str, str]:
         """Environment for a subprocess run against this emulator."""
         return {

@@ -85,8 +85,10 @@ def test_three_shards_at_once_into_postgres(tmp_path, postgres_database):
         assert emulator.query("select sum(jobs) from telestream_up.workflow_duration_stats") == [(150,)]
         pipelines = {row[0] for row in emulator.query("select distinct pipeline_name from telestream_up._dlt_pipeline_state")}
         assert pipelines == {f"up_jobs_shard_{index}_of_3" for index in range(3)}
+        assert emulator.staging_schemas() == {f"telestream_up_staging_shard_{index}_of_3" for index in range(3)}
         # a second round loads nothing new and duplicates nothing
         again = [subprocess.run([*command, "--shard", f"{index}/3"], env=env, cwd=tmp_path, capture_output=True,
                                 text=True, timeout=300) for index in range(3)]
         assert all(result.returncode == 0 for result in again)
         assert emulator.query("select count(*), count(distinct id) from telestream_up.workflow_jobs") == [(150, 150)]
+

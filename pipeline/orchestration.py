@@ -1,0 +1,93 @@
+"""The pipeline as parts for an orchestrator's own dlt helpers.
+
+Airflow's ``PipelineTasksGroup`` and Dagster's dlt integration run ``pipeline.run(source)`` in a
+worker. ``up-jobs run`` does a little more around that call; these are the same parts, shaped
+for them:
+
+- :func:`shard_pipeline`: the pipeline ``up-jobs run --destination D --shard i/n`` uses (same
+  name, so the same state), in dlt's default pipelines folder as those helpers require;
+- :func:`up_jobs`: the source. It reads the destination when extraction starts, not when it is
+  built, so the per-job rule and the skip of terminal jobs hold as in ``up-jobs run``;
+- :func:`prepare_tables`: create the dataset and tables once before shards fan out, since
+  parallel first loads race on DDL (dlt's ``serialize_first_task`` exists for the same reason);
+- :func:`refresh_views`: the views step, once, after the shards.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import dlt
+from dlt.common.schema.utils import pipeline_state_table
+from dlt.extract.source import DltSource
+
+from pipeline import warehouse
+from pipeline.job_ids import Shard
+from pipeline.runner import (
+    keep_dlt_columns_on_arrow_rows,
+    load_job_list,
+    make_client,
+    make_pipeline,
+    plan_fetch,
+    shard_jobs,
+)
+from pipeline.settings import ConfigError, UpJobsConfiguration, load_settings
+from pipeline.source import FetchPlan, FetchStats, up_jobs_source
+
+
+def _shard(shard: str | None) -> Shard | None:
+    try:
+        return Shard.parse(shard) if shard else None
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+
+
+def shard_pipeline(destination: str, shard: str | None = None) -> dlt.Pipeline:
+    """``shard`` as on the command line, ``"i/n"``; None for one worker."""
+    return make_pipeline(None, destination, _shard(shard))
+
+
+def up_jobs(
+    shard: str | None = None,
+    refresh: bool = False,
+    jobs_file: str | None = None,
+    settings: UpJobsConfiguration | None = None,
+) -> DltSource:
+    """The UP jobs source for ``pipeline.run``; configuration as for ``up-jobs run``.
+
+    Per-job errors land in ``fetch_errors``/``quarantined_records`` as usual; a rejected key
+    raises, failing the task.
+    """
+    keep_dlt_columns_on_arrow_rows()
+    settings = settings or load_settings()
+    jobs = shard_jobs(load_job_list(settings, jobs_file).jobs, _shard(shard))
+    concurrency = max(1, settings.max_concurrency)
+    client = make_client(settings, concurrency, threading.Event())
+
+    def plan() -> FetchPlan:
+        return plan_fetch(dlt.current.pipeline(), jobs, refresh)
+
+    return up_jobs_source(client, plan, FetchStats(), concurrency)
+
+
+@dlt.source(name="up_jobs", max_table_nesting=0)
+def _no_rows() -> object:
+    """The source's schema with nothing in it: what :func:`prepare_tables` extracts."""
+    return dlt.resource([], name="up_jobs_fetch")
+
+
+def prepare_tables(pipeline: dlt.Pipeline) -> None:
+    """Create the dataset and every table (empty) if missing; safe to repeat.
+
+    dlt's state table included, with the ``_dlt_id`` column a first load adds: otherwise shards
+    starting together each try to add it (seen here as a DDL warning from every shard).
+    """
+    if pipeline.default_schema_name is None:
+        pipeline.extract(_no_rows())
+    warehouse.ensure_tables(pipeline, also=[pipeline_state_table(add_dlt_id=True)])
+
+
+def refresh_views(pipeline: dlt.Pipeline) -> list[str]:
+    """Apply every view in ``sql/`` (translated to the destination's dialect); returns their names."""
+    prepare_tables(pipeline)
+    return warehouse.apply_views(pipeline)
