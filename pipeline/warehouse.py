@@ -139,20 +139,58 @@ def translate(sql: str, dialect: str | None, name: str) -> str:
     return translated
 
 
+# What sqlglot writes without complaint but the database refuses. BigQuery has PERCENTILE_CONT
+# and PERCENTILE_DISC only as window ("navigation") functions, needing OVER; its aggregate
+# APPROX_QUANTILES is approximate, not the linear interpolation the views promise.
+WINDOW_ONLY_FUNCTIONS: dict[str, tuple[type[exp.Expression], ...]] = {
+    "bigquery": (exp.PercentileCont, exp.PercentileDisc),
+}
+
+
+def check_runs_on(translated: str, dialect: str | None, name: str) -> None:
+    """Name now what would fail at query time: a window-only function used as an aggregate."""
+    kinds = WINDOW_ONLY_FUNCTIONS.get(dialect or "", ())
+    if not kinds:
+        return
+    misused = sorted({
+        node.sql_name()
+        for node in sqlglot.parse_one(translated, read=dialect).find_all(*kinds)
+        if isinstance(node, exp.Func) and not node.find_ancestor(exp.Window)
+    })
+    if misused:
+        raise ViewError(
+            f"sql/{name}.sql cannot run on {dialect}: {', '.join(misused)} is only a window function there "
+            "and no exact aggregate equivalent exists"
+        )
+
+
 def destination_dialect(pipeline: dlt.Pipeline) -> str | None:
     return pipeline.destination.capabilities().sqlglot_dialect  # type: ignore[no-any-return]
 
 
-def apply_views(pipeline: dlt.Pipeline) -> list[str]:
-    """``create or replace`` every view in dependency order, translated to the destination's SQL."""
+def apply_views(pipeline: dlt.Pipeline, sources: dict[str, str] | None = None) -> list[str]:
+    """``create or replace`` every view in dependency order, translated to the destination's SQL.
+
+    A view that cannot be applied does not stop the others (a view built on it fails too);
+    one ViewError at the end names every failure.
+    """
     dialect = destination_dialect(pipeline)
     applied: list[str] = []
+    failures: list[str] = []
     with pipeline.sql_client() as client:
-        for name, sql in view_sources().items():
-            statement = translate(sql, dialect, name)
+        for name, sql in (sources or view_sources()).items():
+            try:
+                statement = translate(sql, dialect, name)
+                check_runs_on(statement, dialect, name)
+            except ViewError as error:
+                failures.append(str(error))
+                continue
             try:
                 client.execute_sql(statement)
-            except Exception as error:  # noqa: BLE001 - named and re-raised as one clear line
-                raise ViewError(f"sql/{name}.sql could not be applied: {str(error).strip().splitlines()[0]}") from error
+            except Exception as error:  # noqa: BLE001 - named and reported as one clear line
+                failures.append(f"sql/{name}.sql could not be applied: {str(error).strip().splitlines()[0]}")
+                continue
             applied.append(name)
+    if failures:
+        raise ViewError(f"{len(failures)} view(s) not applied ({len(applied)} applied): " + "; ".join(failures))
     return applied

@@ -12,7 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pipeline.job_ids import JobRef, Shard
-from pipeline.warehouse import ViewError, translate, view_sources
+from pipeline.runner import RunOptions, make_pipeline, make_workspace
+from pipeline.warehouse import ViewError, apply_views, check_runs_on, translate, view_sources
 from tests.conftest import _POSTGRES
 
 DIALECTS = {"postgres": "postgres", "snowflake": "snowflake", "bigquery": "bigquery", "motherduck": "duckdb"}
@@ -26,6 +27,44 @@ def test_every_view_transpiles_and_parses(view, destination):
     statement = sqlglot.parse_one(translated, read=dialect)
     assert isinstance(statement, sqlglot.exp.Create) and statement.args["kind"] == "VIEW"
     assert statement.this.sql(dialect=dialect).lower().replace("`", "").replace('"', "") == f"telestream_up.{view}"
+
+
+PERCENTILE_VIEWS = {"daily_workflow_stats", "duration_outliers", "workflow_duration_regressions", "workflow_duration_stats"}
+
+
+@pytest.mark.parametrize("destination", sorted(DIALECTS))
+@pytest.mark.parametrize("view", sorted(view_sources()))
+def test_views_that_would_fail_at_query_time_are_named(view, destination):
+    """BigQuery has PERCENTILE_CONT only as a window function: those views are refused by name."""
+    dialect = DIALECTS[destination]
+    translated = translate(view_sources()[view], dialect, view)
+    if destination == "bigquery" and view in PERCENTILE_VIEWS:
+        with pytest.raises(ViewError, match=rf"sql/{view}\.sql cannot run on bigquery: PERCENTILE_CONT is only a window"):
+            check_runs_on(translated, dialect, view)
+    else:
+        check_runs_on(translated, dialect, view)
+
+
+def test_window_form_of_a_percentile_runs_on_bigquery():
+    sql = "create view v as select percentile_cont(x, 0.5) over (partition by g) as p from t"
+    check_runs_on(sql, "bigquery", "v")
+
+
+def test_one_bad_view_does_not_stop_the_others(emulator):
+    """Every other view is applied; one error names the bad view and the view built on it."""
+    emulator.run()
+    sources = {
+        "good_before": "create or replace view telestream_up.good_before as select 1 as one",
+        "broken": "create or replace view telestream_up.broken as select no_such_column from telestream_up.workflow_jobs",
+        "on_broken": "create or replace view telestream_up.on_broken as select * from telestream_up.broken",
+        "good_after": "create or replace view telestream_up.good_after as select count(*) as jobs from telestream_up.workflow_jobs",
+    }
+    pipeline = make_pipeline(make_workspace(RunOptions(db_path=emulator.db)))
+    with pytest.raises(ViewError, match=r"2 view\(s\) not applied \(2 applied\): sql/broken\.sql .*sql/on_broken\.sql"):
+        apply_views(pipeline, sources)
+    with pipeline.sql_client() as client:
+        assert client.execute_sql("select jobs from telestream_up.good_after") == [(60,)]
+        assert client.execute_sql("select one from telestream_up.good_before") == [(1,)]
 
 
 def test_views_are_ordered_after_their_dependencies():
