@@ -18,7 +18,6 @@ from __future__ import annotations
 import threading
 
 import dlt
-from dlt.common.schema.utils import pipeline_state_table
 from dlt.extract.source import DltSource
 
 from pipeline import warehouse
@@ -79,15 +78,19 @@ def _no_rows() -> object:
 def prepare_tables(pipeline: dlt.Pipeline) -> None:
     """Create the dataset and every table (empty) if missing; safe to repeat.
 
-    dlt's state table included, with the ``_dlt_id`` column a first load adds: otherwise shards
-    starting together each try to add it (seen here as a DDL warning from every shard).
+    A run with no rows makes dlt create the dataset and its own tables (state with ``_dlt_id``,
+    loads, versions) as a first load would; then ours. A bare ``extract`` would leave a package
+    that the next ``run()`` loads *instead of* its data (dlt loads pending packages first).
     """
     if pipeline.default_schema_name is None:
-        pipeline.extract(_no_rows())
-    warehouse.ensure_tables(pipeline, also=[pipeline_state_table(add_dlt_id=True)])
+        pipeline.run(_no_rows())
+    warehouse.ensure_tables(pipeline)
 
 
 def refresh_views(pipeline: dlt.Pipeline) -> list[str]:
-    """Apply every view in ``sql/`` (translated to the destination's dialect); returns their names."""
-    prepare_tables(pipeline)
+    """Apply every view in ``sql/`` (translated to the destination's dialect); returns their names.
+
+    Needs only a connection, not the pipeline's local schema, so a fresh worker can run it;
+    the tables it reads exist once :func:`prepare_tables` has run.
+    """
     return warehouse.apply_views(pipeline)

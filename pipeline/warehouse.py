@@ -9,14 +9,13 @@ from __future__ import annotations
 import re
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator
 
 import dlt
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ErrorLevel
 from dlt.common.destination.exceptions import DestinationUndefinedEntity
-from dlt.common.schema.typing import TTableSchema
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
 from pipeline import tables
@@ -75,16 +74,13 @@ def open_error_refs(pipeline: dlt.Pipeline) -> frozenset[JobRef]:
     return frozenset(JobRef(*row) for row in rows)
 
 
-def ensure_tables(pipeline: dlt.Pipeline, also: Sequence[TTableSchema] = ()) -> None:
-    """Create every table the views read, empty, so views apply even before the first error.
-
-    ``also``: further table schemas to merge in and create (or complete) in the same step.
-    """
+def ensure_tables(pipeline: dlt.Pipeline) -> None:
+    """Create every table the views read, empty, so views apply even before the first error."""
     schema = pipeline.default_schema
     missing = [table for table in tables.empty_table_schemas() if table["name"] not in schema.tables]
-    if not missing and not also:
+    if not missing:
         return
-    for table in [*missing, *also]:
+    for table in missing:
         schema.update_table(table)
     pipeline.sync_schema()
 

@@ -53,7 +53,9 @@ def test_source_alone_keeps_the_per_job_rule(emulator, tmp_path):
     _set_job(emulator.store, job_a, "in-process", day.replace(hour=9), day.replace(hour=10))
     _set_job(emulator.store, job_b, "succeeded", day.replace(hour=9), day.replace(hour=12))
     pipeline = _duckdb_pipeline(tmp_path)
+    prepare_tables(pipeline)
     pipeline.run(up_jobs(settings=emulator.settings()))
+    assert _query(pipeline, "select count(*) from telestream_up.workflow_jobs") == [(60,)]
     _set_job(emulator.store, job_a, "succeeded", day.replace(hour=9), day.replace(hour=11))
     pipeline.run(up_jobs(settings=emulator.settings()))
     assert _query(pipeline, f"select state, elapsed_seconds from telestream_up.workflow_jobs where id = '{job_a.job_id}'") == [
@@ -72,11 +74,16 @@ def test_prepare_tables_on_a_new_dataset_makes_views_apply(tmp_path):
     assert _query(pipeline, "select count(*) from telestream_up.open_fetch_errors") == [(0,)]
 
 
-_SHARD_TASK = """
+_TASK = """
 import sys
-from pipeline.orchestration import shard_pipeline, up_jobs
-shard = sys.argv[1]
-shard_pipeline("postgres", shard).run(up_jobs(shard=shard))
+from pipeline.orchestration import prepare_tables, refresh_views, shard_pipeline, up_jobs
+step, shard = sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else None
+if step == "prepare":
+    prepare_tables(shard_pipeline("postgres"))
+elif step == "views":
+    print(refresh_views(shard_pipeline("postgres")))
+else:
+    shard_pipeline("postgres", shard).run(up_jobs(shard=shard))
 """
 
 
@@ -84,24 +91,29 @@ shard_pipeline("postgres", shard).run(up_jobs(shard=shard))
 def test_three_orchestrated_shards_at_once_into_postgres(tmp_path, postgres_database):
     """The Airflow example's shape: prepare once, three shard tasks at once (each its own dlt
     data folder, as PipelineTasksGroup gives every task), then the views once; twice."""
-    from pipeline.orchestration import shard_pipeline
-
     for emulator in start_emulator(tmp_path, jobs=150, seed=41, api_key=SECRET_KEY, latency_ms=20,
                                    destination="postgres", dsn=postgres_database):
         env = {**emulator.env(), "DESTINATION__POSTGRES__CREDENTIALS": postgres_database,
                "SOURCES__UP_JOBS__JOBS_FILE": str(emulator.jobs_file), "SOURCES__UP_JOBS__MAX_CONCURRENCY": "4"}
 
-        def round_of_shards(name: str) -> None:
-            tasks = [
-                subprocess.Popen([sys.executable, "-c", _SHARD_TASK, f"{index}/3"], cwd=tmp_path,
-                                 env={**env, "DLT_DATA_DIR": str(tmp_path / f"{name}_{index}")},
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                for index in range(3)
-            ]
-            results = [task.communicate(timeout=300) for task in tasks]
-            assert [task.returncode for task in tasks] == [0, 0, 0], [err[-2000:] for _, err in results]
+        def start(step: str, folder: str, shard: str = "") -> subprocess.Popen:
+            """One task: a fresh process with a fresh dlt data folder, as PipelineTasksGroup gives it."""
+            return subprocess.Popen([sys.executable, "-c", _TASK, step, *([shard] if shard else [])], cwd=tmp_path,
+                                    env={**env, "DLT_DATA_DIR": str(tmp_path / folder)},
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
-        prepare_tables(shard_pipeline("postgres"))
+        def finish(*tasks: subprocess.Popen) -> list[str]:
+            results = [task.communicate(timeout=300) for task in tasks]
+            assert [task.returncode for task in tasks] == [0] * len(tasks), [err[-2000:] for _, err in results]
+            return [err for _, err in results]
+
+        def round_of_shards(name: str) -> None:
+            finish(start("prepare", f"{name}_prepare"))
+            shard_logs = finish(*[start("shard", f"{name}_{index}", f"{index}/3") for index in range(3)])
+            # prepare_tables left no DDL for shards starting together to race on
+            assert not [log for log in shard_logs if "being added to existing table" in log]
+            finish(start("views", f"{name}_views"))
+
         round_of_shards("first")
         assert emulator.query("select count(*), count(distinct id) from telestream_up.workflow_jobs") == [(150, 150)]
         ids = {row[0] for row in emulator.query("select id from telestream_up.workflow_jobs")}
@@ -114,8 +126,7 @@ def test_three_orchestrated_shards_at_once_into_postgres(tmp_path, postgres_data
         assert {job for job in now if now[job] != held[job]} == changed and changed
         assert emulator.query("select count(*), count(distinct id) from telestream_up.workflow_jobs") == [(150, 150)]
 
-        refresh_views(shard_pipeline("postgres"))
         assert emulator.query("select sum(jobs) from telestream_up.workflow_duration_stats") == [(150,)]
         pipelines = {row[0] for row in emulator.query("select distinct pipeline_name from telestream_up._dlt_pipeline_state")}
-        assert pipelines == {f"up_jobs_shard_{index}_of_3" for index in range(3)}
+        assert pipelines == {"up_jobs"} | {f"up_jobs_shard_{index}_of_3" for index in range(3)}  # prepare's + shards'
         assert emulator.staging_schemas() == {f"telestream_up_staging_shard_{index}_of_3" for index in range(3)}
