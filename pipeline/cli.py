@@ -114,17 +114,12 @@ def _one_line(error: BaseException) -> str:
 def command_run(args: argparse.Namespace) -> int:
     import dlt
 
-    from pipeline.job_ids import Shard
-    from pipeline.runner import RunOptions, run
-    from pipeline.settings import ConfigError, load_settings, unknown_keys
+    from pipeline.runner import RunOptions, parse_shard, run
+    from pipeline.settings import load_settings, unknown_keys
     from pipeline.summary import format_summary
 
     stop = threading.Event()
     _stop_on_signals(stop)
-    try:
-        shard = Shard.parse(args.shard) if args.shard else None
-    except ValueError as error:
-        raise ConfigError(str(error)) from None
     options = RunOptions(
         db_path=Path(args.db).resolve(),
         jobs_file=args.jobs_file,
@@ -132,7 +127,7 @@ def command_run(args: argparse.Namespace) -> int:
         concurrency=args.concurrency,
         lock_timeout_seconds=args.lock_timeout,
         destination=args.destination,
-        shard=shard,
+        shard=parse_shard(args.shard),
     )
     summary = run(load_settings(), options, stop=stop, on_progress=_progress_printer())
     summary.config_problems[:0] = unknown_keys(dlt.current.run_context().settings_dir, os.environ)

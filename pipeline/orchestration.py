@@ -21,29 +21,22 @@ import dlt
 from dlt.extract.source import DltSource
 
 from pipeline import warehouse
-from pipeline.job_ids import Shard
 from pipeline.runner import (
     keep_dlt_columns_on_arrow_rows,
     load_job_list,
     make_client,
     make_pipeline,
+    parse_shard,
     plan_fetch,
     shard_jobs,
 )
-from pipeline.settings import ConfigError, UpJobsConfiguration, load_settings
+from pipeline.settings import UpJobsConfiguration, load_settings
 from pipeline.source import FetchPlan, FetchStats, up_jobs_source
-
-
-def _shard(shard: str | None) -> Shard | None:
-    try:
-        return Shard.parse(shard) if shard else None
-    except ValueError as error:
-        raise ConfigError(str(error)) from None
 
 
 def shard_pipeline(destination: str, shard: str | None = None) -> dlt.Pipeline:
     """``shard`` as on the command line, ``"i/n"``; None for one worker."""
-    return make_pipeline(None, destination, _shard(shard))
+    return make_pipeline(None, destination, parse_shard(shard))
 
 
 def up_jobs(
@@ -59,7 +52,7 @@ def up_jobs(
     """
     keep_dlt_columns_on_arrow_rows()
     settings = settings or load_settings()
-    jobs = shard_jobs(load_job_list(settings, jobs_file).jobs, _shard(shard))
+    jobs = shard_jobs(load_job_list(settings, jobs_file).jobs, parse_shard(shard))
     concurrency = max(1, settings.max_concurrency)
     client = make_client(settings, concurrency, threading.Event())
 

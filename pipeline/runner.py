@@ -154,6 +154,14 @@ def jobs_to_fetch(
     ]
 
 
+def parse_shard(text: str | None) -> Shard | None:
+    """``"i/n"`` as given on the command line or to the orchestration helpers; None for one worker."""
+    try:
+        return Shard.parse(text) if text else None
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+
+
 def shard_jobs(jobs: list[JobRef], shard: Shard | None) -> list[JobRef]:
     return [ref for ref in jobs if shard is None or shard.owns(ref)]
 

@@ -100,6 +100,19 @@ def test_shard_needs_a_warehouse(emulator, tmp_path):
     assert result.returncode == 2 and "--shard needs a shared warehouse" in result.stderr
 
 
+def test_a_bad_shard_is_a_configuration_error(emulator, tmp_path):
+    """The CLI and the orchestration helpers share one parse: exit 2 there, ConfigError here."""
+    from pipeline.orchestration import up_jobs as orchestrated_source
+    from pipeline.settings import ConfigError
+    from tests.test_cli import up_jobs
+
+    result = up_jobs("run", "--destination", "postgres", "--jobs-file", str(emulator.jobs_file), "--shard", "3/2",
+                     env=emulator.env(), cwd=tmp_path)
+    assert result.returncode == 2 and "--shard takes i/n" in result.stderr
+    with pytest.raises(ConfigError, match="--shard takes i/n"):
+        orchestrated_source(shard="3/2", settings=emulator.settings())
+
+
 @pytest.mark.skipif(not _POSTGRES, reason="no PostgreSQL at UP_JOBS_TEST_POSTGRES; .ci/run starts one")
 def test_three_shards_at_once_into_postgres(tmp_path, postgres_database):
     from tests.conftest import SECRET_KEY, start_emulator
