@@ -63,11 +63,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _stop_on_signals(stop: threading.Event) -> None:
-    """SIGTERM/SIGINT set ``stop`` (workers finish their request) and raise in the main thread."""
+GRACE_SECONDS = 10.0
+"""After SIGTERM/SIGINT, how long a run may take to stop cleanly before it exits regardless."""
+
+
+def _stop_on_signals(stop: threading.Event, grace_seconds: float = GRACE_SECONDS) -> None:
+    """SIGTERM/SIGINT set ``stop`` and raise in the main thread, which cuts every request's socket.
+
+    If the run still has not ended ``grace_seconds`` later, or a second signal arrives, the
+    process exits 130 at once: what is loaded stays intact (the working copy is transactional,
+    the published file is replaced atomically), and the lock dies with the process.
+    """
+
+    def hard_exit() -> None:
+        sys.stderr.write("up-jobs: interrupted; did not stop cleanly in time, exiting now\n")
+        sys.stderr.flush()
+        os._exit(EXIT_INTERRUPTED)
 
     def handler(signum: int, frame: FrameType | None) -> None:
+        if stop.is_set():
+            hard_exit()
         stop.set()
+        timer = threading.Timer(grace_seconds, hard_exit)
+        timer.daemon = True
+        timer.start()
         raise KeyboardInterrupt(signal.Signals(signum).name)
 
     signal.signal(signal.SIGTERM, handler)
@@ -94,21 +113,45 @@ def _progress_printer(stream = sys.stderr) -> Callable[[int, int], None]:
     return show
 
 
-def _find(error: BaseException, kind: type) -> BaseException | None:
-    """Look through dlt's wrapping (PipelineStepFailed → cause chain) for an error of ``kind``."""
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        if isinstance(current, kind):
-            return current
-        seen.add(id(current))
-        current = current.__cause__ or current.__context__
-    return None
-
-
 def _one_line(error: BaseException) -> str:
     text = str(error).strip().splitlines()
     return text[0] if text else type(error).__name__
+
+
+def _error_log_path(args: argparse.Namespace) -> Path:
+    """Next to the run's private state: ``<db>.work/last_error.log`` (or ``.up_jobs/`` for warehouses)."""
+    from pipeline.workspace import Workspace
+
+    if getattr(args, "destination", None) not in (None, "", "duckdb"):
+        return Path.cwd() / ".up_jobs" / "last_error.log"
+    return Workspace.for_duckdb(Path(getattr(args, "db", DEFAULT_DB)).resolve()).state_dir / "last_error.log"
+
+
+def _write_error_log(error: BaseException, path: Path, redact: Callable[[str], str]) -> Path | None:
+    """The whole chain with tracebacks, for the engineer; the terminal gets one line."""
+    import traceback
+    from datetime import datetime, timezone
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        path.write_text(f"{stamp} up-jobs {' '.join(sys.argv[1:])}\n" + redact("".join(traceback.format_exception(error))), encoding="utf-8")
+        return path
+    except OSError:
+        return None
+
+
+def _redactor() -> Callable[[str], str]:
+    """Redact the configured key (read again here: the failure may predate the settings)."""
+    from pipeline.redact import Redactor
+
+    try:
+        from pipeline.settings import load_settings
+
+        key = load_settings().api_key
+    except Exception:  # noqa: BLE001 - redact at least Bearer values
+        key = None
+    return Redactor(str(key) if key else None).text
 
 
 def command_run(args: argparse.Namespace) -> int:
@@ -183,19 +226,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     from pipeline.settings import ConfigError
     from pipeline.workspace import LockHeld
 
+    from pipeline.errors import innermost, one_line_cause
+
     try:
         return COMMANDS[args.command](args)
     except KeyboardInterrupt as error:
         return _interrupted(error)
     except Exception as error:  # noqa: BLE001 - the edge: every failure becomes one line and a code
-        interrupt = _find(error, KeyboardInterrupt)  # dlt wraps a signal raised inside a step
+        interrupt = innermost(error, KeyboardInterrupt)  # dlt wraps a signal raised inside a step
         if interrupt is not None:
             return _interrupted(interrupt)
+        redact = _redactor()
         for kind, code in ((AuthRejected, EXIT_AUTH), (LockHeld, EXIT_LOCKED), (ConfigError, EXIT_CONFIG),
                            (ConfigurationException, EXIT_CONFIG)):
-            found = _find(error, kind)
+            found = innermost(error, kind)
             if found is not None:
-                print(f"up-jobs: error: {_one_line(found)}", file=sys.stderr)
+                print(f"up-jobs: error: {redact(_one_line(found))}", file=sys.stderr)
                 return code
-        print(f"up-jobs: error: run aborted: {type(error).__name__}: {_one_line(error)}", file=sys.stderr)
+        log = _write_error_log(error, _error_log_path(args), redact)
+        print(f"up-jobs: error: run aborted: {redact(one_line_cause(error))}", file=sys.stderr)
+        if log is not None:
+            print(f"up-jobs: full error chain in {log}", file=sys.stderr)
         return EXIT_FAILED
