@@ -50,6 +50,9 @@ _NET_WHITESPACE = (
     "\u2028\u2029\u202f\u205f\u3000"
 )
 _TOKEN = re.compile(r"[0-9]+|[^0-9]+")
+# Fast path for what UP sends ([-][d.|d:]h:mm:ss[.f], days below the limit, at most 7 fraction
+# digits); anything else, or a field out of range, takes the general path below.
+_COMMON = re.compile(r"(-?)(?:([0-9]{1,7})[.:])?([0-9]{1,2}):([0-9]{1,2}):([0-9]{1,2})(?:\.([0-9]{1,7}))?")
 
 # The middle separators of each accepted form (the first must be "" or "-", the last ""), and
 # the fields the numbers fill, in the order .NET tries them: the first one that fits wins.
@@ -88,6 +91,13 @@ def parse_timespan_ticks(text: str) -> int:
     """Return the TimeSpan as a signed number of 100 ns ticks (exact, no float rounding)."""
     if not isinstance(text, str):
         raise TimeSpanFormatError(f"expected a string, got {type(text).__name__}")
+    common = _COMMON.fullmatch(text)
+    if common:
+        sign, days, hours, minutes, seconds, fraction = common.groups()
+        if int(hours) <= 23 and int(minutes) <= 59 and int(seconds) <= 59:
+            total = (int(days or 0) * 86_400 + int(hours) * 3_600 + int(minutes) * 60 + int(seconds)) * TICKS_PER_SECOND
+            total += int(fraction.ljust(_FRACTION_DIGITS, "0")) if fraction else 0
+            return -total if sign else total
     separators, numbers = _tokenize(text)
     forms = _FORMS.get(tuple(separators[1:-1])) if numbers else None
     if forms is None or separators[0] not in ("", "-") or separators[-1] != "":
@@ -168,12 +178,14 @@ def _fraction_ticks(value: int, zeros: int) -> int | None:
         return None
     digits = len(str(value)) + zeros
     if digits <= _FRACTION_DIGITS:
-        return value * 10 ** (_FRACTION_DIGITS - digits)
+        scale: int = 10 ** (_FRACTION_DIGITS - digits)
+        return value * scale
     excess = digits - _FRACTION_DIGITS
     if excess > 10:  # value < 2**28 < 10**9: what is left rounds to 0
         return 0
-    quotient, remainder = divmod(value, 10**excess)
-    return quotient + (1 if 2 * remainder >= 10**excess else 0)
+    divisor: int = 10**excess
+    quotient, remainder = divmod(value, divisor)
+    return quotient + (1 if 2 * remainder >= divisor else 0)
 
 
 def _shown(text: str) -> str:

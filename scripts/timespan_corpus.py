@@ -437,7 +437,7 @@ def find_dotnet(explicit: str | None) -> str:
     if explicit:
         return explicit
     try:
-        import dotnetcore2  # type: ignore[import-not-found]
+        import dotnetcore2
 
         return str(Path(dotnetcore2.__file__).parent / "bin" / "dotnet")
     except ImportError:
@@ -483,7 +483,7 @@ def fuzz(count: int, seed: int, dotnet: str) -> int:
 
     rng = random.Random(seed)
     alphabet = list("0123456789:.-+ ,") + NET_WHITESPACE[:3] + ["\x1c", "\u0660", "\u00a0", "\u180e"]
-    inputs = []
+    inputs: list[str] = []
     for _ in range(count):
         roll = rng.random()
         if roll < 0.4:
@@ -527,7 +527,7 @@ def main(argv: list[str] | None = None) -> int:
         exe = compile_probe(Path(tmp))
         dotnet = find_dotnet(args.dotnet)
         core_name, core = run_probe([dotnet, str(exe)], inputs, env=dotnet_env(dotnet))
-        mono_name, mono = ("", [])
+        mono_name, mono = "", list[int | str]()
         if not args.no_mono and shutil.which("mono"):
             mono_name, mono = run_probe(["mono", str(exe)], inputs)
 

@@ -194,6 +194,16 @@ def test_constant_format_round_trips(ticks: int) -> None:
     assert parse_timespan_ticks(format_timespan(ticks)) == ticks
 
 
+@given(st.integers(min_value=-(MAX_TICKS), max_value=MAX_TICKS), st.booleans())
+def test_fast_path_and_general_path_agree(ticks: int, general: bool) -> None:
+    """A leading space skips the parser's fast path for common strings: both paths give one answer."""
+    text = format_timespan(ticks)
+    head, dot, rest = text.partition(".")
+    if general and dot and ":" not in head:  # the g style's ':' after the days
+        text = f"{head}:{rest}"
+    assert parse_timespan_ticks(text) == parse_timespan_ticks(" " + text) == ticks
+
+
 @given(st.integers(min_value=-(MAX_TICKS), max_value=MAX_TICKS), st.lists(st.integers(0, 40), min_size=4, max_size=4))
 def test_leading_zeros_never_change_a_whole_number_field(ticks: int, zeros: list[int]) -> None:
     sign, days, hours, minutes, seconds, fraction = CONSTANT.fullmatch(format_timespan(ticks)).groups()  # type: ignore[union-attr]
