@@ -5,19 +5,21 @@ Microsoft documents the grammar as ``[ws][-]{ d | [d.]hh:mm[:ss[.ff]] }[ws]``
 (https://learn.microsoft.com/dotnet/fundamentals/runtime-libraries/system-timespan-parse), but
 modern .NET accepts more, and this module follows what it does, not only what is documented:
 
-* The string is trimmed of ``char.IsWhiteSpace`` characters only (not U+001C-U+001F, U+180E,
-  U+200B or U+FEFF, which Python's ``str.strip`` would remove), then split into runs of ASCII
+* The string is trimmed of ``char.IsWhiteSpace`` characters only (not U+001C-U+001F, which
+  Python's ``str.strip`` also removes, nor U+180E, U+200B or U+FEFF), then split into runs of ASCII
   digits (numbers) and runs of anything else (separators); other scripts' digits are separators.
 * A number may have any count of leading zeros; from 2**28 on it is an overflow.
 * The separators choose the form. With the invariant pattern (day separator ``.``) and the
   invariant culture's general pattern (day separator ``:``), the accepted forms are:
   ``d``, ``h:m``, ``h:m:s`` (else ``d:h:m``: ``"24:00:00"`` is 24 days), ``d.h:m``, ``h:m:.f``,
   ``h:m:s.f``, ``d.h:m:s``, ``d:h:m:s``, ``d.h:m:.f``, ``d:h:m:.f``, ``d.h:m:s.f``,
-  ``d:h:m:s.f``, each optionally after a ``-``.
+  ``d:h:m:s.f``, each optionally after a ``-``. The ``d:h:m`` fallback is kept by .NET for
+  compatibility (dotnet/runtime issues 90214, 101187).
 * Fields are range-checked (days <= 10675199, hours <= 23, minutes and seconds <= 59) and the
   total must fit a signed 64-bit tick count. A fraction of more than seven digits is an overflow
   unless it starts with ``0``; then it is rounded half away from zero to seven digits
-  (``.00000005`` is 1 tick), as .NET Core does (Mono and .NET Framework do not).
+  (``.00000005`` is 1 tick), as .NET Core does since 3.0 (dotnet/coreclr pull 21968; Mono and
+  .NET Framework do not).
 * A string in none of the forms is a :class:`TimeSpanFormatError` (.NET's FormatException); one
   in a form whose numbers do not fit is a :class:`TimeSpanOverflowError` (OverflowException).
 
