@@ -71,7 +71,7 @@ class Crafted:
             self.job(workflow, state, age=finished_ago + seconds, idle=finished_ago, elapsed=seconds)
 
     def fetch_errors(self, count: int) -> None:
-        for index in range(count):
+        for index in range(len(self.errors), len(self.errors) + count):
             self.errors.append(dict(
                 space_id="space", workflow_id="wf-errors", job_id=f"missing{index}", error_kind="not_found",
                 http_status=404, message="404", attempts=1, occurred_at=NOW - timedelta(minutes=5),
