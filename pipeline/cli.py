@@ -176,10 +176,13 @@ def command_report(args: argparse.Namespace) -> int:
 
 
 def _check(db: Path, output_format: str, webhook: str | None, quiet: bool = True) -> int:
+    import dlt
+
     from pipeline.alerts.check import format_json, format_text, run_check
-    from pipeline.alerts.config import load_alerts_config
+    from pipeline.alerts.config import load_alerts_config, unknown_keys
 
     result = run_check(db, load_alerts_config(), webhook_url=webhook)
+    result.warnings[:0] = unknown_keys(dlt.current.run_context().settings_dir, os.environ)
     text = format_json(result) if output_format == "json" else format_text(result)
     if text or not quiet:
         print(text or "check: no alerts")

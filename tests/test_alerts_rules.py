@@ -178,3 +178,20 @@ def test_a_rule_whose_view_is_missing_is_itself_an_alert(crafted):
         connection.execute("drop view telestream_up.workflow_duration_regressions")
     alerts = run_check(db, AlertsConfiguration(), now=NOW).alerts
     assert {(a.rule, a.subject) for a in alerts} == {("check_error", "duration_regression"), ("open_fetch_errors", "all")}
+
+
+def test_announcement_plan_is_pure_and_skips_rules_not_evaluated():
+    """Switched off or failed to run: its earlier alerts are not announced as resolved."""
+    from pipeline.alerts.rules import Alert
+    from pipeline.alerts.state import plan
+
+    stuck = Alert(rule="stuck_jobs", subject="j1", message="stuck job j1", view="v", change="in-process")
+    errors = Alert(rule="open_fetch_errors", subject="all", message="open fetch errors: 3", view="v", change="3")
+    first = plan([stuck, errors], {}, NOW, None, {"stuck_jobs", "open_fetch_errors"})
+    assert (first.firing, first.resolved) == ([stuck, errors], [])
+    moved = Alert(rule="stuck_jobs", subject="j1", message="stuck job j1", view="v", change="created")
+    later = plan([moved], first.next_state, NOW + timedelta(days=9), None, {"stuck_jobs"})
+    assert (later.firing, later.resolved) == ([moved], [])  # state changed: announced; errors rule not run: silent
+    assert set(later.next_state) == {"stuck_jobs:j1"}
+    gone = plan([], later.next_state, NOW, None, {"stuck_jobs"})
+    assert (gone.firing, gone.resolved, gone.next_state) == ([], ["stuck job j1"], {})

@@ -227,7 +227,7 @@ def test_check_reads_the_project_config_and_the_url_from_secrets(crafted, hook, 
     db = crafted.write()
     project = tmp_path / "project"
     (project / ".dlt").mkdir(parents=True)
-    (project / ".dlt" / "config.toml").write_text("[alerts]\nopen_fetch_errors_max = 1\nstuck_jobs_enabled = false\n")
+    (project / ".dlt" / "config.toml").write_text("[alerts]\nopen_fetch_errors_max = 1\nstuck_jobs_enabled = false\nfailure_rate_mx = 0.1\n")
     secrets = project / ".dlt" / "secrets.toml"
     secrets.write_text(f'[alerts]\nwebhook_url = "{hook.url}"\n')
     sent = up_jobs("--project-dir", str(project), "check", "--db", str(db), cwd=tmp_path)
@@ -235,6 +235,7 @@ def test_check_reads_the_project_config_and_the_url_from_secrets(crafted, hook, 
     assert sent.stdout.splitlines() == [
         "ALERT open fetch errors: 2 jobs could not be fetched > 1 (see telestream_up.open_fetch_errors)",
         "webhook: announced 1 alert(s), 0 resolved",
+        f"warning: {project / '.dlt' / 'config.toml'}: unknown key alerts.failure_rate_mx ignored (did you mean failure_rate_max?)",
     ]
     assert hook.texts() == ["up-jobs: 1 alert firing\n• open fetch errors: 2 jobs could not be fetched > 1 "
                             "(see telestream_up.open_fetch_errors)"]

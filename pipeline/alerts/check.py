@@ -141,7 +141,10 @@ def announce(
             outcome.delivered, outcome.error = False, str(error)
             return outcome  # state unchanged: the next run announces it all again
     if plan.next_state != previous:
-        state.write_state(path, plan.next_state)
+        try:
+            state.write_state(path, plan.next_state)
+        except OSError as error:  # never hide the alerts over a bookkeeping file
+            warnings.append(f"alert state {path} not saved ({error.strerror}); alerts may be announced again")
     return outcome
 
 

@@ -7,7 +7,10 @@ and is never printed or written anywhere else.
 
 from __future__ import annotations
 
-from typing import Optional
+import difflib
+import tomllib
+from pathlib import Path
+from typing import Mapping, Optional
 
 from dlt.common.configuration import configspec, resolve_configuration
 from dlt.common.configuration.specs import BaseConfiguration
@@ -70,3 +73,25 @@ def validate(config: AlertsConfiguration) -> AlertsConfiguration:
     if config.webhook_timeout_seconds <= 0 or config.webhook_max_attempts < 1:
         raise ConfigError("alerts.webhook_timeout_seconds must be > 0 and alerts.webhook_max_attempts >= 1")
     return config
+
+
+def unknown_keys(settings_dir: str | Path, environ: Mapping[str, str]) -> list[str]:
+    """Keys under [alerts] that nothing reads (``failure_rate_mx``): warnings, with the closest key."""
+    known = set(AlertsConfiguration.__dataclass_fields__)  # type: ignore[attr-defined]
+    found: list[tuple[str, str]] = []
+    for name in ("config.toml", "secrets.toml"):
+        path = Path(settings_dir) / name
+        try:
+            section = tomllib.loads(path.read_text(encoding="utf-8")).get("alerts", {}) if path.is_file() else {}
+        except (OSError, tomllib.TOMLDecodeError):
+            continue  # dlt reports a broken file itself
+        found += [(str(path), key) for key in section if key not in known]
+    prefix = "ALERTS__"
+    found += [("environment", name[len(prefix):].lower()) for name in environ
+              if name.startswith(prefix) and name[len(prefix):].lower() not in known]
+    warnings = []
+    for where, key in found:
+        close = difflib.get_close_matches(key, known, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        warnings.append(f"{where}: unknown key alerts.{key} ignored{hint}")
+    return warnings
