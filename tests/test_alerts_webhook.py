@@ -243,7 +243,7 @@ def test_check_reads_the_project_config_and_the_url_from_secrets(crafted, hook, 
     assert files_containing(tmp_path, TOKEN.encode(), allowed=(secrets,)) == []
 
 
-def test_run_check_loads_then_checks_in_one_command(tmp_path, monkeypatch, capsys):
+def test_run_check_loads_then_checks_in_one_command(tmp_path, hook, monkeypatch, capsys):
     for emulated in start_emulator(tmp_path, jobs=20, seed=4):
         for name, value in emulated.env().items():
             if name.startswith("SOURCES__"):
@@ -256,6 +256,9 @@ def test_run_check_loads_then_checks_in_one_command(tmp_path, monkeypatch, capsy
         assert out.splitlines()[-2:] == [f"database: {tmp_path / 'up_jobs.duckdb'}", "check: no alerts"]
         for name, value in (("ENABLED", "true"), ("MAX", "0"), ("MIN_JOBS", "1"), ("HOURS", "2000")):
             monkeypatch.setenv(f"ALERTS__FAILURE_RATE_{name}", value)
+        monkeypatch.setenv("ALERTS__WEBHOOK_URL", hook.url)
         code, out, err = command(capsys, "run", "--check", "--jobs-file", str(emulated.jobs_file))
         assert code == 6, err
-        assert out.splitlines()[-1].startswith("ALERT failure rate workflow ")
+        assert out.splitlines()[-2].startswith("ALERT failure rate workflow ")
+        assert out.splitlines()[-1].startswith("webhook: announced ") and len(hook.posts) == 1
+        assert TOKEN not in out + err and files_containing(tmp_path, TOKEN.encode()) == []  # dlt's trace included
