@@ -88,9 +88,12 @@ def test_stuck_job_not_updated_for_too_long(crafted):
 
 
 def _regressed_today(crafted: Crafted, workflow: str, today_seconds: float) -> None:
-    for day in range(1, 11):  # ten baseline days of 100 s jobs
-        crafted.completed(workflow, 3, finished_ago=day * 24 * HOUR, seconds=100.0)
-    crafted.completed(workflow, 3, finished_ago=0, seconds=today_seconds)  # finished at NOW: today (UTC)
+    """A steady month (days 8-30 before: the baseline of the current rule and its predecessor),
+    then five jobs today at ``today_seconds``. A 10x step is flagged by any sensible rule."""
+    for day in range(8, 31):
+        for seconds in (90.0, 100.0, 110.0):
+            crafted.completed(workflow, 1, finished_ago=day * 24 * HOUR, seconds=seconds)
+    crafted.completed(workflow, 5, finished_ago=0, seconds=today_seconds)  # finished at NOW: today (UTC)
 
 
 def test_duration_regression_flagged_today(crafted):
