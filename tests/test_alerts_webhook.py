@@ -262,3 +262,19 @@ def test_run_check_loads_then_checks_in_one_command(tmp_path, hook, monkeypatch,
         assert out.splitlines()[-2].startswith("ALERT failure rate workflow ")
         assert out.splitlines()[-1].startswith("webhook: announced ") and len(hook.posts) == 1
         assert TOKEN not in out + err and files_containing(tmp_path, TOKEN.encode()) == []  # dlt's trace included
+
+
+def test_overlapping_checks_announce_once(crafted, hook):
+    """``run --check`` and an hourly ``check`` at the same moment: one post, not two."""
+    crafted.fetch_errors(1)
+    db = crafted.write()
+    results: list[Any] = []
+    threads = [threading.Thread(target=lambda: results.append(run_check(db, webhook_config(), webhook_url=hook.url, now=NOW)))
+               for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert len(results) == 3 and all(r.alerts for r in results)
+    assert len(hook.posts) == 1
+    assert sorted(str(r.webhook.delivered) for r in results) == ["None", "None", "True"]

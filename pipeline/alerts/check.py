@@ -126,6 +126,21 @@ def announce(
     warnings: list[str],
 ) -> WebhookOutcome:
     """Post new, changed, due and resolved alerts once; remember them only when delivered."""
+    with state.locked(state_dir) as is_locked:
+        if not is_locked:
+            warnings.append(f"alert state folder {state_dir} unusable; alerts may be announced again")
+        return _announce(target, alerts, evaluated, state_dir, now, config, warnings)
+
+
+def _announce(
+    target: WebhookTarget,
+    alerts: list[Alert],
+    evaluated: set[str],
+    state_dir: Path,
+    now: datetime,
+    config: AlertsConfiguration,
+    warnings: list[str],
+) -> WebhookOutcome:
     path = state.state_path(state_dir)
     previous, warning = state.read_state(path)
     if warning:

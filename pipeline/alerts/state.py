@@ -8,16 +8,19 @@ and goes on (never stuck).
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from pipeline.alerts.rules import Alert
 
 STATE_FILE = "alerts_state.json"
+LOCK_FILE = "alerts.lock"
 VERSION = 1
 
 State = dict[str, dict[str, str]]
@@ -97,3 +100,22 @@ def write_state(path: Path, state: State) -> None:
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     temporary.write_text(json.dumps({"version": VERSION, "alerts": state}, indent=1, sort_keys=True), encoding="utf-8")
     os.replace(temporary, path)
+
+
+@contextmanager
+def locked(state_dir: Path) -> Iterator[bool]:
+    """One announcer at a time (``run --check`` and a separate ``check`` may overlap), so an
+    alert is not posted twice. Yields False when the folder is unusable (read-only mount): the
+    caller still announces. The lock dies with its process: nothing is ever left stuck."""
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        handle = open(state_dir / LOCK_FILE, "a+")
+    except OSError:
+        yield False
+        return
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
