@@ -184,7 +184,7 @@ def test_a_rule_whose_view_is_missing_is_itself_an_alert(crafted):
 
 
 def test_announcement_plan_is_pure_and_skips_rules_not_evaluated():
-    """Switched off or failed to run: its earlier alerts are not announced as resolved."""
+    """Switched off or failed to run: its earlier alerts are neither announced as resolved nor forgotten."""
     from pipeline.alerts.rules import Alert
     from pipeline.alerts.state import plan
 
@@ -195,6 +195,6 @@ def test_announcement_plan_is_pure_and_skips_rules_not_evaluated():
     moved = Alert(rule="stuck_jobs", subject="j1", message="stuck job j1", view="v", change="created")
     later = plan([moved], first.next_state, NOW + timedelta(days=9), None, {"stuck_jobs"})
     assert (later.firing, later.resolved) == ([moved], [])  # state changed: announced; errors rule not run: silent
-    assert set(later.next_state) == {"stuck_jobs:j1"}
-    gone = plan([], later.next_state, NOW, None, {"stuck_jobs"})
-    assert (gone.firing, gone.resolved, gone.next_state) == ([], ["stuck job j1"], {})
+    assert set(later.next_state) == {"stuck_jobs:j1", "open_fetch_errors:all"}  # kept, not forgotten
+    gone = plan([], later.next_state, NOW, None, {"stuck_jobs", "open_fetch_errors"})
+    assert (gone.firing, gone.resolved, gone.next_state) == ([], ["open fetch errors: 3", "stuck job j1"], {})

@@ -51,12 +51,13 @@ def _rules(
     config: AlertsConfiguration, now: datetime, published_at: Optional[datetime]
 ) -> dict[str, tuple[bool, Callable[[Connection], list[Alert]]]]:
     """Rule name (= the prefix of its config keys) → (switched on, evaluate over a connection)."""
+    today = now.astimezone(timezone.utc).date()  # the regressions view's days are UTC dates
     return {
         "failure_rate": (config.failure_rate_enabled, lambda c: rules.failure_rate(
             queries.workflow_outcomes(c, now, config.failure_rate_hours), config)),
         "stuck_jobs": (config.stuck_jobs_enabled, lambda c: rules.stuck_jobs(queries.running_jobs(c, now), config)),
         "duration_regression": (config.duration_regression_enabled, lambda c: rules.duration_regressions(
-            queries.flagged_regressions(c, now.astimezone(timezone.utc).date()), now.astimezone(timezone.utc).date())),
+            queries.flagged_regressions(c, today), today)),
         "open_fetch_errors": (config.open_fetch_errors_enabled, lambda c: rules.open_fetch_errors(
             queries.open_fetch_error_count(c), config)),
         "stale_load": (config.stale_load_enabled, lambda c: rules.stale_load(

@@ -44,8 +44,8 @@ class Announcement:
 def plan(alerts: list[Alert], state: State, now: datetime, resend_after: timedelta | None, evaluated_rules: set[str]) -> Announcement:
     """New or changed alerts, still-firing ones due for a reminder, and resolved ones (once).
 
-    An alert of a rule that was not evaluated this time (switched off) is dropped silently
-    rather than announced as resolved.
+    An alert of a rule that was not evaluated this time (switched off, or its query failed) is
+    kept as it was rather than announced as resolved.
     """
     announcement = Announcement()
     for alert in alerts:
@@ -58,8 +58,12 @@ def plan(alerts: list[Alert], state: State, now: datetime, resend_after: timedel
             announcement.next_state[alert.key] = previous  # type: ignore[assignment]
     firing_keys = {alert.key for alert in alerts}
     for key, previous in sorted(state.items()):
-        if key not in firing_keys and key.split(":", 1)[0] in evaluated_rules:
+        if key in firing_keys:
+            continue
+        if key.split(":", 1)[0] in evaluated_rules:
             announcement.resolved.append(previous.get("message", key))
+        else:  # its rule did not run this time: neither resolved nor forgotten
+            announcement.next_state[key] = previous
     return announcement
 
 
