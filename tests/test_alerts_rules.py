@@ -75,7 +75,11 @@ def test_stuck_job_over_its_workflows_p99_with_enough_history(crafted):
     crafted.job("wf-q", "in-process", age=1060)
     [alert] = fired(crafted, only("stuck_jobs", stuck_jobs_min_terminal_jobs=20, stuck_jobs_max_idle_hours=0))
     assert (alert.job_id, alert.value, alert.threshold) == (over, 1060, 1000)
-    assert "(workflow p99)" in alert.message
+    assert "in-process for 17.7 min > 16.7 min (workflow p99)" in alert.message
+    # no fixed limit: the p99 alone decides, and the 19-job workflow's job is never stuck by age
+    no_limit = run_check(crafted.db, only("stuck_jobs", stuck_jobs_max_age_hours=0, stuck_jobs_max_idle_hours=0,
+                                          stuck_jobs_p99_factor=2.0), now=NOW + timedelta(seconds=1000)).alerts
+    assert [(a.job_id, a.threshold) for a in no_limit] == [(over, 2000)]
 
 
 def test_stuck_job_not_updated_for_too_long(crafted):

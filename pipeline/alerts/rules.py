@@ -6,6 +6,7 @@ is testable on plain values, and ``now`` is always an argument.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Optional
@@ -79,6 +80,11 @@ def _workflow(workflow_id: str, name: Optional[str]) -> str:
 
 
 def _hours(seconds: float) -> str:
+    """A duration in the unit a person reads at a glance (a p99 may be seconds, a stale load days)."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 2 * HOUR:
+        return f"{seconds / 60:.1f} min"
     return f"{seconds / HOUR:.1f} h"
 
 
@@ -107,7 +113,7 @@ def failure_rate(rows: list[WorkflowOutcomes], config: AlertsConfiguration) -> l
 
 def stuck_limit(job: RunningJob, config: AlertsConfiguration) -> tuple[float, str]:
     """The age after which this job counts as stuck, and what that limit is, for the message."""
-    limit, reason = config.stuck_jobs_max_age_hours * HOUR, "limit"
+    limit, reason = (config.stuck_jobs_max_age_hours * HOUR) or math.inf, "limit"  # 0: no fixed limit
     if (
         config.stuck_jobs_p99_factor > 0
         and job.workflow_p99_seconds is not None
