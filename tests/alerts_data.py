@@ -83,10 +83,10 @@ class Crafted:
             for table in ("workflow_jobs", "fetch_errors", "fetch_recoveries", "quarantined_records"):
                 connection.execute(f"delete from telestream_up.{table}")
             for table, rows in (("workflow_jobs", self.jobs), ("fetch_errors", self.errors)):
-                for row in rows:
-                    columns = ", ".join(row)
-                    marks = ", ".join("?" for _ in row)
-                    connection.execute(f"insert into telestream_up.{table} ({columns}) values ({marks})", list(row.values()))
+                if rows:
+                    columns, marks = ", ".join(rows[0]), ", ".join("?" for _ in rows[0])
+                    connection.executemany(f"insert into telestream_up.{table} ({columns}) values ({marks})",
+                                           [list(row.values()) for row in rows])
             connection.execute("delete from telestream_up._dlt_loads where load_id <> (select max(load_id) from telestream_up._dlt_loads)")
             if self.load_ago is None:
                 connection.execute("delete from telestream_up._dlt_loads")
