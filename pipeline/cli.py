@@ -7,6 +7,7 @@ Exit codes (also in the README):
   3  the API rejected the key (401/403)
   4  finished, but some jobs failed or were quarantined, or job-list lines were unusable
   5  another run holds the lock on this database
+  6  check: at least one alert fired (the alert lines are on stdout)
   130 interrupted (SIGINT/SIGTERM)
 """
 
@@ -24,6 +25,7 @@ from types import FrameType
 from typing import Callable, Sequence
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_AUTH, EXIT_PARTIAL, EXIT_LOCKED, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 5, 130
+EXIT_ALERTS = 6
 DEFAULT_DB = "up_jobs.duckdb"
 DEFAULT_DEMO_DB = "up_jobs_demo.duckdb"
 
@@ -37,6 +39,7 @@ def _add_run_parser(commands: argparse._SubParsersAction) -> None:  # type: igno
     run.add_argument("--lock-timeout", type=float, help="seconds to wait for another run's lock (default 0)")
     run.add_argument("--destination", help="any dlt destination (postgres, snowflake, bigquery, motherduck…); default: the --db DuckDB file")
     run.add_argument("--shard", help="i/n: load this worker's share of the jobs (0 <= i < n), for parallel workers")
+    run.add_argument("--check", action="store_true", help="after a successful load, run 'up-jobs check' on --db")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,6 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help="print the duration report from a database")
     report.add_argument("--db", default=DEFAULT_DB, help=f"analysis DuckDB file (default {DEFAULT_DB})")
     report.add_argument("--html", help="also write a self-contained HTML report with charts to this file")
+    check = commands.add_parser("check", help="evaluate the alert rules on a database (read-only); exit 6 if any fires")
+    check.add_argument("--db", default=DEFAULT_DB, help=f"analysis DuckDB file (default {DEFAULT_DB})")
+    check.add_argument("--format", choices=("text", "json"), default="text", help="output format (default text)")
+    check.add_argument("--webhook", help="Slack-compatible webhook URL (default: the secret alerts.webhook_url)")
     return parser
 
 
@@ -158,7 +165,7 @@ def command_run(args: argparse.Namespace) -> int:
     import dlt
 
     from pipeline.runner import RunOptions, parse_shard, run
-    from pipeline.settings import load_settings, unknown_keys
+    from pipeline.settings import ConfigError, load_settings, unknown_keys
     from pipeline.summary import format_summary
 
     stop = threading.Event()
@@ -176,7 +183,13 @@ def command_run(args: argparse.Namespace) -> int:
     summary.config_problems[:0] = unknown_keys(dlt.current.run_context().settings_dir, os.environ)
     print(format_summary(summary))
     print(f"destination: {summary.destination}" if summary.destination else f"database: {options.db_path}")
-    return EXIT_PARTIAL if summary.has_problems else EXIT_OK
+    code = EXIT_PARTIAL if summary.has_problems else EXIT_OK
+    if args.check:  # the load succeeded (failures raised above); a run problem (4) outranks alerts (6)
+        if summary.destination:
+            raise ConfigError("--check reads the local DuckDB file; with a warehouse destination query its views")
+        check_code = _check(options.db_path, "text", None, quiet=False)
+        code = code or check_code
+    return code
 
 
 def command_demo(args: argparse.Namespace) -> int:
@@ -205,13 +218,32 @@ def command_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _check(db: Path, output_format: str, webhook: str | None, quiet: bool = True) -> int:
+    import dlt
+
+    from pipeline.alerts.check import format_json, format_text, run_check
+    from pipeline.alerts.config import load_alerts_config, unknown_keys
+
+    result = run_check(db, load_alerts_config(), webhook_url=webhook)
+    result.warnings[:0] = unknown_keys(dlt.current.run_context().settings_dir, os.environ)
+    text = format_json(result) if output_format == "json" else format_text(result)
+    if text or not quiet:
+        print(text or "check: no alerts")
+    return EXIT_ALERTS if result.alerts else EXIT_OK
+
+
+def command_check(args: argparse.Namespace) -> int:
+    return _check(Path(args.db).resolve(), args.format, args.webhook)
+
+
 def _interrupted(error: BaseException) -> int:
     signal_name = str(error) or "SIGINT"
     print(f"up-jobs: interrupted by {signal_name}; loaded data is intact, the next run resumes", file=sys.stderr)
     return EXIT_INTERRUPTED
 
 
-COMMANDS = {"run": command_run, "demo": command_demo, "emulator": command_emulator, "report": command_report}
+COMMANDS = {"run": command_run, "demo": command_demo, "emulator": command_emulator, "report": command_report,
+            "check": command_check}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
