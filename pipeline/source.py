@@ -18,7 +18,7 @@ import dlt
 from dlt.common.typing import TDataItem
 from dlt.extract.resource import DltResource
 
-from pipeline import failpoints, tables
+from pipeline import failpoints, observations, tables
 from pipeline.arrow_rows import rows_to_table
 from pipeline.fetch import fetch_concurrently
 from pipeline.http import FetchResult, UpClient
@@ -103,6 +103,7 @@ def up_jobs_source(
 
     def _fetch(current: FetchPlan) -> Iterator[TDataItem]:
         held, open_errors = current.held, current.open_errors
+        observed_at = datetime.now(timezone.utc)  # the run's time, on every observation it makes
         batches: dict[str, list[dict[str, Any]]] = {name: [] for name in tables.COLUMNS}
         fetched: Iterable[FetchResult] = (
             results if results is not None else fetch_concurrently(client, current.refs, concurrency)
@@ -122,6 +123,9 @@ def up_jobs_source(
             ):
                 if row is not None:
                     batches[table].append(row)
+            if outcome.status == "loaded" and outcome.job_row is not None:  # same package as the job row
+                job = outcome.job_row
+                batches[tables.JOB_OBSERVATIONS].append(observations.observation_row(job, held.get(job["id"]), observed_at))
             if on_progress:
                 on_progress(stats.fetched)
             failpoints.reached(f"fetched:{stats.fetched}")
@@ -141,4 +145,7 @@ def _full_batches(batches: dict[str, list[dict[str, Any]]], threshold: int) -> I
     for table, rows in batches.items():
         if len(rows) >= threshold:
             batches[table] = []
-            yield _to_table(table, rows_to_table(rows) if table == tables.WORKFLOW_JOBS else rows)
+            yield _to_table(table, _ARROW_BATCHES[table](rows) if table in _ARROW_BATCHES else rows)
+
+
+_ARROW_BATCHES = {tables.WORKFLOW_JOBS: rows_to_table, tables.JOB_OBSERVATIONS: observations.rows_to_table}

@@ -15,6 +15,7 @@ WORKFLOW_JOBS = "workflow_jobs"
 FETCH_ERRORS = "fetch_errors"
 QUARANTINE = "quarantined_records"
 RECOVERIES = "fetch_recoveries"
+JOB_OBSERVATIONS = "job_observations"
 
 
 def _text(name: str, nullable: bool = True) -> TColumnSchema:
@@ -72,6 +73,20 @@ COLUMNS: dict[str, list[TColumnSchema]] = {
         _timestamp("received_at"),
     ],
     RECOVERIES: [*_job_key(), _timestamp("recovered_at")],
+    # one row per distinct (job_id, updated_at) seen; see pipeline/observations.py
+    JOB_OBSERVATIONS: [
+        {"name": "job_id", "data_type": "text", "nullable": False},
+        _text("space_id"),
+        _text("workflow_id"),
+        _text("workflow_name"),
+        _text("state"),
+        _double("progress"),
+        _timestamp("created_at"),
+        {"name": "updated_at", "data_type": "timestamp", "timezone": True, "nullable": False},
+        _timestamp("observed_at"),
+        _timestamp("previous_updated_at"),
+        _text("previous_state"),
+    ],
 }
 
 WRITE_DISPOSITION: dict[str, TWriteDispositionConfig] = {
@@ -79,6 +94,7 @@ WRITE_DISPOSITION: dict[str, TWriteDispositionConfig] = {
     FETCH_ERRORS: "append",
     QUARANTINE: "append",
     RECOVERIES: "append",
+    JOB_OBSERVATIONS: "append",
 }
 
 

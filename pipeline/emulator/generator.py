@@ -163,8 +163,22 @@ def advance_body(body: dict[str, Any], rng: random.Random, now: datetime, finish
     else:
         progress = float(body.get("progress") or 0)
         updated.update(
-            state="in-process",
+            state=_next_running_state(body),
             progress=round(min(99.0, progress + rng.uniform(1, 20)), 1),
             updated_at=format_timestamp(moment),
         )
     return updated
+
+
+RETRY_SHARE = 0.15
+
+
+def _next_running_state(body: dict[str, Any]) -> str:
+    """created → in-process; in-process → retry now and then; retry → in-process.
+
+    Decided by the job and its current version (not the caller's rng), so every other draw of
+    an existing seed, and every test built on one, stays as it was."""
+    if body.get("state") != "in-process":
+        return "in-process"
+    draw = random.Random(f"{body.get('id')}|{body.get('updated_at')}").random()
+    return "retry" if draw < RETRY_SHARE else "in-process"

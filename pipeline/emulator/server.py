@@ -21,6 +21,7 @@ from typing import Any, Iterable
 
 from pipeline.emulator.faults import FaultPlan
 from pipeline.emulator.generator import advance_body
+from pipeline.emulator.timeline import Change, body_at
 from pipeline.job_ids import JobRef
 
 BASE_PATH = "/v1"
@@ -36,6 +37,7 @@ class JobStore:
         self._bodies: dict[str, dict[str, Any]] = {}
         self._raw: dict[str, tuple[int, bytes]] = {}
         self.requests: Counter[str] = Counter()
+        self._timelines: dict[str, tuple[JobRef, dict[str, Any], list[Change]]] = {}
         for ref, body in jobs:
             self.put(ref, body)
 
@@ -69,6 +71,24 @@ class JobStore:
     def refs(self) -> list[JobRef]:
         with self._lock:
             return [JobRef(*_ROUTE.match(f"{BASE_PATH}/{p}").groups()) for p in self._bodies]  # type: ignore[union-attr]
+
+    def put_timeline(self, ref: JobRef, base: dict[str, Any], changes: list[Change]) -> None:
+        """A job with a known history; :meth:`play` sets which moment of it is served."""
+        with self._lock:
+            self._timelines[ref.path()] = (ref, base, changes)
+
+    def play(self, moment: datetime) -> list[JobRef]:
+        """Serve every timeline job as UP would at ``moment``; returns the jobs that exist by then."""
+        existing = []
+        for path, (ref, base, changes) in list(self._timelines.items()):
+            body = body_at(base, changes, moment)
+            with self._lock:
+                if body is None:
+                    self._bodies.pop(path, None)
+                    continue
+                self._bodies[path] = body
+            existing.append(ref)
+        return existing
 
     def advance(self, fraction: float, seed: int = 0, now: datetime | None = None) -> list[JobRef]:
         """Finish ``fraction`` of the non-terminal jobs and move the others along; return changed refs."""
