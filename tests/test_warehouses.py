@@ -29,7 +29,8 @@ def test_every_view_transpiles_and_parses(view, destination):
     assert statement.this.sql(dialect=dialect).lower().replace("`", "").replace('"', "") == f"telestream_up.{view}"
 
 
-PERCENTILE_VIEWS = {"daily_workflow_stats", "duration_outliers", "workflow_duration_regressions", "workflow_duration_stats"}
+PERCENTILE_VIEWS = {"daily_workflow_stats", "duration_outliers", "workflow_duration_regressions", "workflow_duration_stats",
+                    "workflow_time_breakdown"}
 
 
 @pytest.mark.parametrize("destination", sorted(DIALECTS))
