@@ -64,7 +64,7 @@ class History:
         self.jobs_file = write_jobs_csv(refs, tmp_path / "jobs.csv")
 
     def poll(self, moment: datetime):
-        self.store.play(moment)
+        write_jobs_csv(self.store.play(moment), self.jobs_file)  # the job list grows as jobs are created
         settings = emulator_settings(self.server.base_url, self.jobs_file, api_key=self.server.api_key)
         return run(settings, RunOptions(db_path=self.db))
 
@@ -192,13 +192,13 @@ def test_kill_9_between_extract_and_load_keeps_observations_and_jobs_consistent(
 
 # ---- generated data against an independent pandas computation -------------------------------
 
-GENERATED_POLLS = [index * 900 for index in range(5)]  # a 15-minute cron, 1 hour
+GENERATED_POLLS = [index * 900 for index in range(8)]  # a 15-minute cron, 1 h 45 min
 
 
 @pytest.fixture
 def generated(tmp_path: Path) -> Iterator[tuple[History, dict[str, list[Change]]]]:
     workflow_ids = [f"wf{index}" for index in range(len(WORKFLOWS))]
-    jobs = realistic_timelines(36, seed=5, start=at(-1800), end=at(-1), workflow_ids=workflow_ids)
+    jobs = realistic_timelines(36, seed=5, start=at(-300), end=at(1800), workflow_ids=workflow_ids)
     # keep the run short: the test needs histories that fit in the polled 1.5 hours
     timelines = {job_id: (workflow_id, changes) for job_id, _, workflow_id, changes in jobs}
     for history in _serve(tmp_path, timelines):
