@@ -183,6 +183,19 @@ def chart_throughput(daily: pd.DataFrame) -> object:
     return figure
 
 
+def _time_breakdown_section(db_path: Path) -> list[str]:
+    """The "where the time goes" chart (pipeline/charts_breakdown.py), when the history has content."""
+    from pipeline.charts_breakdown import chart_time_breakdown
+
+    try:
+        figure = chart_time_breakdown(read_view("workflow_time_breakdown", db_path))
+    except Exception:  # noqa: BLE001 - a database from before the view existed: no section
+        return []
+    if figure is None:
+        return []
+    return [f"<h2>Where the time goes</h2><img alt='Where the time goes' src='data:image/png;base64,{_png(figure)}'>"]
+
+
 def write_html_report(db_path: Path, html_path: Path) -> Path:
     """One self-contained HTML file: charts (embedded PNG) and the report's tables."""
     import matplotlib
@@ -200,6 +213,7 @@ def write_html_report(db_path: Path, html_path: Path) -> Path:
             ("Throughput and success rate", chart_throughput(daily)),
         ):
             sections.append(f"<h2>{title}</h2><img alt='{title}' src='data:image/png;base64,{_png(chart)}'>")
+    sections.extend(_time_breakdown_section(db_path))
     for title, table in report_tables(db_path).items():
         body = "<p>(none)</p>" if table.empty else table.to_html(index=False, border=0, classes="table")
         sections.append(f"<h2>{html.escape(title)}</h2>{body}")

@@ -39,7 +39,9 @@ def test_demo_exits_0_reports_and_leaves_one_row_per_job(demo):
     assert "== second run" in result.stdout
     db = folder / "up_jobs_demo.duckdb"
     with duckdb.connect(str(db), read_only=True) as connection:
-        assert connection.sql("select count(*), count(distinct id) from telestream_up.workflow_jobs").fetchall() == [(300, 300)]
+        # 300 generated jobs plus the jobs with full histories that the demo's polls watch
+        [(rows, distinct)] = connection.sql("select count(*), count(distinct id) from telestream_up.workflow_jobs").fetchall()
+        assert rows == distinct > 300
         for view in VIEWS:
             connection.sql(f"select * from telestream_up.{view} limit 1").fetchall()
     html_path = re.search(r"HTML report with charts: (.+)", result.stdout).group(1).strip()
@@ -56,7 +58,7 @@ def test_report_html_has_three_embedded_charts_and_the_tables(demo, tmp_path):
     assert result.returncode == 0, result.stderr
     page = out.read_text()
     images = re.findall(r"src='data:image/png;base64,([A-Za-z0-9+/=]+)'", page)
-    assert len(images) == 3 and all(len(image) > 5000 for image in images)
+    assert len(images) == 4 and all(len(image) > 5000 for image in images)  # 4th: where the time goes
     for title in ("Workflow durations", "Slowest jobs", "Data quality", "Duration regressions"):
         assert title in page and title in result.stdout
     assert "http" not in re.sub(r"data:image[^']+", "", page).replace("http-equiv", "")  # self-contained

@@ -97,8 +97,8 @@ class JobStore:
         changed = []
         with self._lock:
             for path, body in sorted(self._bodies.items()):
-                if body.get("state") in ("succeeded", "failed", "stopped"):
-                    continue
+                if body.get("state") in ("succeeded", "failed", "stopped") or path in self._timelines:
+                    continue  # timeline jobs follow their own history (play)
                 finish = rng.random() < fraction
                 if not finish and rng.random() < 0.5:
                     continue  # some running jobs report no progress between two runs
