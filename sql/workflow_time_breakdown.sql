@@ -81,9 +81,9 @@ phases as (
         quantile_cont(retry_seconds, 0.50) as retry_p50_seconds,
         quantile_cont(retry_seconds, 0.90) as retry_p90_seconds,
         avg(retry_bound_seconds) as retry_mean_bound_seconds,
-        avg(case when retries > 0 then 1.0 else 0.0 end) as share_retried,
-        avg(retries * 1.0) as retries_per_job,
-        avg(case when unobserved_episodes > 0 then 1.0 else 0.0 end) as share_with_unobserved_episode
+        avg(cast(case when retries > 0 then 1 else 0 end as double)) as share_retried,
+        avg(cast(retries as double)) as retries_per_job,
+        avg(cast(case when unobserved_episodes > 0 then 1 else 0 end as double)) as share_with_unobserved_episode
     from per_job
     group by workflow_id
 
