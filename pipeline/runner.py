@@ -17,7 +17,7 @@ import dlt
 from dlt.common.destination import Destination, TDestinationReferenceArg
 from dlt.extract.source import DltSource
 
-from pipeline import failpoints, set_aside, warehouse
+from pipeline import failpoints, observations, set_aside, warehouse
 from pipeline.errors import innermost, one_line_cause
 from pipeline.fetch import fetch_concurrently
 from pipeline.http import FetchResult, RetryPolicy, UpClient
@@ -274,6 +274,8 @@ def _fetch_and_load(
         with warehouse.load_lock(pipeline):
             loader.load_or_set_aside(refs=())
     plan = plan_fetch(pipeline, jobs, options.refresh)
+    confirmed = observations.load_confirmations(workspace.state_dir)
+    plan = dataclasses.replace(plan, confirmed=confirmed)
     summary.timings["read state"] = time.monotonic() - started
     summary.skipped_terminal = len(jobs) - len(plan.refs)
     main = dataclasses.replace(plan, refs=[ref for ref in plan.refs if ref not in plan.suspects])
@@ -287,6 +289,7 @@ def _fetch_and_load(
         if suspects:
             loader.load_suspects(list(fetch_concurrently(client, suspects, concurrency)), plan, client, concurrency)
         loader.record_load_failures()
+        observations.save_confirmations(workspace.state_dir, confirmed, summary.stats.seen)
         started_views = time.monotonic()
         warehouse.ensure_tables(pipeline)
         if options.shard is None or options.shard.index == 0:  # views are applied once, not fought over

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import dlt
 from dlt.common.typing import TDataItem
@@ -23,6 +23,7 @@ from pipeline.arrow_rows import rows_to_table
 from pipeline.fetch import fetch_concurrently
 from pipeline.http import FetchResult, UpClient
 from pipeline.job_ids import JobRef
+from pipeline.normalize import TERMINAL_STATES
 from pipeline.outcomes import HeldJob, classify
 
 BATCH_SIZE = 1000
@@ -36,6 +37,8 @@ class FetchStats:
     notes: Counter[str] = field(default_factory=Counter)
     requests: int = 0
     recovered: int = 0
+    seen: dict[str, tuple[datetime, datetime, bool]] = field(default_factory=dict)
+    """job id → (updated_at, fetched_at, is terminal) of every job fetched whole: when it was last confirmed."""
 
     @property
     def fetched(self) -> int:
@@ -76,6 +79,8 @@ class FetchPlan:
     refresh: bool = False
     suspects: frozenset[JobRef] = frozenset()
     """Jobs whose last load failed: loaded apart from the rest, so one of them cannot sink the others."""
+    confirmed: Mapping[str, observations.Confirmation] = field(default_factory=dict)
+    """When a poll last found each running job's held version (:mod:`pipeline.observations`)."""
 
 
 @dlt.source(name="up_jobs", section="up_jobs", max_table_nesting=0)
@@ -123,9 +128,15 @@ def up_jobs_source(
             ):
                 if row is not None:
                     batches[table].append(row)
+            job_id = result.ref.job_id
             if outcome.status == "loaded" and outcome.job_row is not None:  # same package as the job row
                 job = outcome.job_row
-                batches[tables.JOB_OBSERVATIONS].append(observations.observation_row(job, held.get(job["id"]), observed_at))
+                batches[tables.JOB_OBSERVATIONS].append(
+                    observations.observation_row(job, held.get(job_id), observed_at, current.confirmed.get(job_id))
+                )
+                stats.seen[job_id] = (job["updated_at"], result.fetched_at, job["state"] in TERMINAL_STATES)
+            elif outcome.status == "unchanged" and job_id in held:
+                stats.seen[job_id] = (held[job_id].updated_at, result.fetched_at, held[job_id].state in TERMINAL_STATES)
             if on_progress:
                 on_progress(stats.fetched)
             failpoints.reached(f"fetched:{stats.fetched}")

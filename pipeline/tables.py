@@ -86,6 +86,7 @@ COLUMNS: dict[str, list[TColumnSchema]] = {
         _timestamp("observed_at"),
         _timestamp("previous_updated_at"),
         _text("previous_state"),
+        _timestamp("previous_confirmed_at"),  # last poll that still saw the previous version
     ],
 }
 

@@ -7,6 +7,8 @@
 -- have happened but was never seen (created or retry, then succeeded or retry) is a row with
 -- is_observed = false. The first observed episode of a job gets an unknown (null) earliest
 -- entry unless it is created: jobs first seen mid-way, or loaded before observations were kept.
+-- A gap starts at the later of the last report before it and the last poll that still found
+-- the previous version (previous_confirmed_at, this host's clock: keep it NTP-synced).
 -- Bounds are in seconds on the API's clock; best estimates place the unseen changes inside a
 -- gap at equal spacing (one change: the middle; two: a third and two thirds).
 create or replace view telestream_up.job_state_intervals as
@@ -35,6 +37,7 @@ ordered as (
         state,
         created_at,
         updated_at,
+        previous_confirmed_at,
         lag(state) over (partition by job_id order by updated_at) as previous_observed_state
     from distinct_observations
     where copy_number = 1
@@ -45,6 +48,7 @@ numbered as (
 
     select
         *,
+        case when previous_observed_state = state then null else previous_confirmed_at end as entry_confirmed_at,
         sum(case when previous_observed_state = state then 0 else 1 end) over (
             partition by job_id order by updated_at nulls first rows between unbounded preceding and current row
         ) as observed_episode_number
@@ -63,6 +67,7 @@ observed_episodes as (
         max(created_at) as created_at,
         min(updated_at) as first_updated_at,
         max(updated_at) as last_updated_at,
+        max(entry_confirmed_at) as entry_confirmed_at,
         count(*) as observations
     from numbered
     group by job_id, observed_episode_number
@@ -81,6 +86,30 @@ with_neighbours as (
 
 ),
 
+-- the gap before an episode starts at the later of the last report of the previous state and
+-- the last poll that still found it (capped at this episode's first report: clock skew)
+gap_starts as (
+
+    select
+        *,
+        case
+            when previous_last_updated_at is null then null
+            when entry_confirmed_at is null then previous_last_updated_at
+            else greatest(previous_last_updated_at, least(entry_confirmed_at, first_updated_at))
+        end as gap_start_at
+    from with_neighbours
+
+),
+
+gap_ends as (
+
+    select
+        *,
+        lead(gap_start_at) over (partition by job_id order by observed_episode_number) as next_gap_start_at
+    from gap_starts
+
+),
+
 -- the gap before each observed episode: whether an unseen in-process episode is implied, and
 -- how many changes whose time is unknown lie in it (the change into a terminal state is known)
 gaps as (
@@ -90,7 +119,7 @@ gaps as (
         coalesce(previous_state in ('created', 'retry') and state in ('succeeded', 'retry'), false) as has_hidden_episode,
         (case when previous_state in ('created', 'retry') and state in ('succeeded', 'retry') then 1 else 0 end)
             + (case when state in ('succeeded', 'failed', 'stopped') then 0 else 1 end) as unseen_changes
-    from with_neighbours
+    from gap_ends
 
 ),
 
@@ -120,25 +149,26 @@ observed_rows as (
         case
             when state = 'created' then created_at
             when is_terminal then first_updated_at
-            else previous_last_updated_at
+            else gap_start_at
         end as earliest_entry_at,
         case when state = 'created' then created_at else first_updated_at end as latest_entry_at,
         case
             when next_first_updated_at is null then null
             when is_next_terminal and next_unseen_changes = 0 then next_first_updated_at
-            else last_updated_at
+            else next_gap_start_at
         end as earliest_exit_at,
         next_first_updated_at as latest_exit_at,
         -- best estimates, in epoch seconds
         case
             when state = 'created' then epoch(created_at)
             when is_terminal then epoch(first_updated_at)
-            else epoch(previous_last_updated_at)
-                + unseen_changes * (epoch(first_updated_at) - epoch(previous_last_updated_at)) / (unseen_changes + 1)
+            else epoch(gap_start_at)
+                + unseen_changes * (epoch(first_updated_at) - epoch(gap_start_at)) / (unseen_changes + 1)
         end as best_entry_epoch,
         case
             when is_next_terminal and next_unseen_changes = 0 then epoch(next_first_updated_at)
-            else epoch(last_updated_at) + (epoch(next_first_updated_at) - epoch(last_updated_at)) / (next_unseen_changes + 1)
+            else epoch(next_gap_start_at)
+                + (epoch(next_first_updated_at) - epoch(next_gap_start_at)) / (next_unseen_changes + 1)
         end as best_exit_epoch
     from gaps_ahead
     where not (state = 'created' and observed_episode_number > 1)  -- a job never returns to created
@@ -158,16 +188,16 @@ hidden_rows as (
         false as is_terminal,
         cast(null as timestamptz) as first_seen_updated_at,
         cast(null as timestamptz) as last_seen_updated_at,
-        previous_last_updated_at as earliest_entry_at,
+        gap_start_at as earliest_entry_at,
         first_updated_at as latest_entry_at,
-        case when is_terminal then first_updated_at else previous_last_updated_at end as earliest_exit_at,
+        case when is_terminal then first_updated_at else gap_start_at end as earliest_exit_at,
         first_updated_at as latest_exit_at,
-        epoch(previous_last_updated_at)
-            + (epoch(first_updated_at) - epoch(previous_last_updated_at)) / (unseen_changes + 1) as best_entry_epoch,
+        epoch(gap_start_at)
+            + (epoch(first_updated_at) - epoch(gap_start_at)) / (unseen_changes + 1) as best_entry_epoch,
         case
             when is_terminal then epoch(first_updated_at)
-            else epoch(previous_last_updated_at)
-                + 2 * (epoch(first_updated_at) - epoch(previous_last_updated_at)) / (unseen_changes + 1)
+            else epoch(gap_start_at)
+                + 2 * (epoch(first_updated_at) - epoch(gap_start_at)) / (unseen_changes + 1)
         end as best_exit_epoch
     from gaps_ahead
     where has_hidden_episode

@@ -59,12 +59,15 @@ def _base(job_id: str) -> dict:
 class History:
     """An emulator serving timeline jobs, and the real pipeline (in-process) polling it."""
 
-    def __init__(self, server: EmulatorServer, tmp_path: Path, refs: list[JobRef]) -> None:
+    def __init__(self, server: EmulatorServer, tmp_path: Path, refs: list[JobRef], monkeypatch: pytest.MonkeyPatch) -> None:
         self.server, self.store, self.db = server, server.store, tmp_path / "up_jobs.duckdb"
         self.jobs_file = write_jobs_csv(refs, tmp_path / "jobs.csv")
+        self.monkeypatch = monkeypatch
 
     def poll(self, moment: datetime):
         write_jobs_csv(self.store.play(moment), self.jobs_file)  # the job list grows as jobs are created
+        # the poll happens at the scripted moment: the run's clock reads it (host and API clocks agree)
+        self.monkeypatch.setattr("pipeline.http._now", lambda: moment)
         settings = emulator_settings(self.server.base_url, self.jobs_file, api_key=self.server.api_key)
         return run(settings, RunOptions(db_path=self.db))
 
@@ -73,7 +76,7 @@ class History:
             return connection.sql(sql).df()
 
 
-def _serve(tmp_path: Path, timelines: dict[str, tuple[str, list[Change]]]) -> Iterator[History]:
+def _serve(tmp_path: Path, timelines: dict[str, tuple[str, list[Change]]], monkeypatch: pytest.MonkeyPatch) -> Iterator[History]:
     store = JobStore()
     refs = []
     for job_id, (workflow_id, changes) in timelines.items():
@@ -81,12 +84,12 @@ def _serve(tmp_path: Path, timelines: dict[str, tuple[str, list[Change]]]) -> It
         store.put_timeline(ref, {**_base(job_id), "workflow_id": workflow_id}, changes)
         refs.append(ref)
     with EmulatorServer(store) as server:
-        yield History(server, tmp_path, refs)
+        yield History(server, tmp_path, refs, monkeypatch)
 
 
 @pytest.fixture
-def scripted(tmp_path: Path) -> Iterator[History]:
-    yield from _serve(tmp_path, {job_id: (WORKFLOW, changes) for job_id, changes in SCRIPTS.items()})
+def scripted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[History]:
+    yield from _serve(tmp_path, {job_id: (WORKFLOW, changes) for job_id, changes in SCRIPTS.items()}, monkeypatch)
 
 
 def _seen(changes: list[Change], polls: list[int]) -> list[Change]:
@@ -118,23 +121,28 @@ def test_scripted_schedule_bounds_hold_the_true_transitions(scripted):
             entering, leaving = rows.iloc[index + 1], rows.iloc[index]
             assert entering.earliest_entry_at <= moment <= entering.latest_entry_at, (job_id, index)
             assert leaving.earliest_exit_at <= moment <= leaving.latest_exit_at, (job_id, index)
-            # the width is the gap between the last record seen before the change and the first after
+            # the width: from the last poll that still found the old version to the first record after
             after = next(change for change in seen if change.at >= moment)
-            before_change = [change for change in seen if change.at < moment][-1]
-            expected = 0 if to in ("succeeded", "failed") else (after.at - before_change.at).total_seconds()
-            assert (entering.latest_entry_at - entering.earliest_entry_at).total_seconds() == expected
+            last_poll = max(poll for poll in POLLS if at(poll) < moment)
+            expected = 0 if to in ("succeeded", "failed") else (after.at - at(last_poll)).total_seconds()
+            width = (entering.latest_entry_at - entering.earliest_entry_at).total_seconds()
+            assert width == expected and width <= GAP, (job_id, index)
         for _, row in rows.iterrows():
             if not row.is_terminal and not row.is_open:
                 assert row.min_seconds <= row.best_seconds <= row.max_seconds
 
     by_job = {job_id: intervals[intervals.job_id == job_id].reset_index(drop=True) for job_id in SCRIPTS}
     retried = by_job["retried"]
-    # out of processing (reported every minute): known to within one poll gap
-    assert (retried.latest_entry_at[2] - retried.earliest_entry_at[2]).total_seconds() <= GAP
+    # the end of the queue and of the wait in retry: from the last poll that still saw the wait
+    # to the first report after, which came at the next poll: the bound is the poll gap
+    for episode in (1, 3):
+        assert (retried.latest_entry_at[episode] - retried.earliest_entry_at[episode]).total_seconds() == GAP
+    # into retry: from the last poll to the change itself (a change moves updated_at)
+    assert (retried.earliest_entry_at[2], retried.latest_entry_at[2]) == (at(300), at(430))
     # the processing end is exact: a finished job's updated_at is when it finished
     assert retried.earliest_exit_at[3] == retried.latest_exit_at[3] == at(1010)
     assert list(by_job["unseen"].is_observed) == [True, False, True]  # created → (in-process, unseen) → succeeded
-    assert by_job["unseen"].max_seconds[1] == 450 - (-50) and by_job["unseen"].min_seconds[1] == 0
+    assert by_job["unseen"].max_seconds[1] == 450 - 300 and by_job["unseen"].min_seconds[1] == 0
     assert list(by_job["failed"].state) == ["created", "failed"]  # no processing invented
     assert by_job["running"].is_open.iloc[-1] and pd.isna(by_job["running"].max_seconds.iloc[-1])
 
@@ -196,12 +204,12 @@ GENERATED_POLLS = [index * 900 for index in range(8)]  # a 15-minute cron, 1 h 4
 
 
 @pytest.fixture
-def generated(tmp_path: Path) -> Iterator[tuple[History, dict[str, list[Change]]]]:
+def generated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[History, dict[str, list[Change]]]]:
     workflow_ids = [f"wf{index}" for index in range(len(WORKFLOWS))]
     jobs = realistic_timelines(36, seed=5, start=at(-300), end=at(1800), workflow_ids=workflow_ids)
     # keep the run short: the test needs histories that fit in the polled 1.5 hours
     timelines = {job_id: (workflow_id, changes) for job_id, _, workflow_id, changes in jobs}
-    for history in _serve(tmp_path, timelines):
+    for history in _serve(tmp_path, timelines, monkeypatch):
         yield history, {job_id: changes for job_id, (_, changes) in timelines.items()}
 
 
@@ -215,7 +223,9 @@ def _pandas_intervals(observations: pd.DataFrame) -> pd.DataFrame:
             if episodes and episodes[-1]["state"] == obs.state:
                 episodes[-1]["last"] = obs.updated_at
             else:
-                episodes.append({"state": obs.state, "first": obs.updated_at, "last": obs.updated_at, "created": obs.created_at})
+                confirmed = None if pd.isna(obs.previous_confirmed_at) else obs.previous_confirmed_at
+                episodes.append({"state": obs.state, "first": obs.updated_at, "last": obs.updated_at,
+                                 "created": obs.created_at, "confirmed": confirmed})
         expanded = []  # (state, observed, earliest_entry, latest_entry, best_entry)
         for index, episode in enumerate(episodes):
             previous = episodes[index - 1] if index else None
@@ -226,6 +236,8 @@ def _pandas_intervals(observations: pd.DataFrame) -> pd.DataFrame:
                 expanded.append((episode["state"], True, *entry))
                 continue
             lo, hi = previous["last"], episode["first"]
+            if episode["confirmed"] is not None:  # the last poll that still found the previous state
+                lo = max(lo, min(episode["confirmed"], hi))
             changes = (1 if hidden else 0) + (0 if episode["state"] in terminal else 1)
             if hidden:
                 expanded.append(("in-process", False, lo, hi, lo + (hi - lo) / (changes + 1)))
@@ -252,6 +264,7 @@ def test_views_agree_with_pandas_on_generated_histories(generated):
     for poll in GENERATED_POLLS:
         history.poll(at(poll))
     observations = history.frame("select * from telestream_up.job_observations")
+    assert observations.previous_confirmed_at.notna().sum() > 20  # polls that found a job unchanged tighten bounds
     view = history.frame("select * from telestream_up.job_state_intervals order by job_id, episode_number")
     expected = _pandas_intervals(observations).sort_values(["job_id", "episode_number"]).reset_index(drop=True)
     assert len(view) == len(expected) > 50
