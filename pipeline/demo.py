@@ -12,7 +12,7 @@ import duckdb
 
 from pipeline.emulator import EmulatorServer, FaultPlan, JobStore, generate_jobs
 from pipeline.emulator.generator import DEMO_SPACE_ID, WORKFLOWS
-from pipeline.emulator.timeline import realistic_timelines
+from pipeline.emulator.timeline import realistic_timelines, runs_read
 from pipeline.emulator.server import DEFAULT_API_KEY
 from pipeline.job_ids import JobRef
 from pipeline.runner import RunOptions, run
@@ -60,12 +60,11 @@ POLLS = 9
 POLL_INTERVAL = timedelta(minutes=15)
 
 
-def _add_live_jobs(store: JobStore, count: int, seed: int) -> int:
+def _add_live_jobs(store: JobStore, count: int, seed: int, first_poll: datetime, last_poll: datetime) -> int:
     """Jobs created over the demo's polled window, with full histories (queue, processing, retries)."""
     workflow_ids = sorted({ref.workflow_id for ref in store.refs()})
     names = {store.get(ref)["workflow_name"]: ref.workflow_id for ref in store.refs()}  # type: ignore[index]
-    end = datetime.now(timezone.utc)
-    start = end - POLL_INTERVAL * (POLLS + 1)
+    start, end = first_poll - 2 * POLL_INTERVAL, last_poll
     ids = [names.get(profile.name, workflow_ids[0]) for profile in WORKFLOWS]
     for job_id, profile, workflow_id, changes in realistic_timelines(count, seed + 7919, start, end - POLL_INTERVAL, ids):
         base = {"id": job_id, "name": f"{profile.name.lower().replace(' ', '-')}-live-{job_id[:6]}",
@@ -78,25 +77,28 @@ def run_demo(db_path: Path, jobs: int, seed: int, out: Printer) -> int:
     from pipeline.report import format_report, write_html_report
 
     _reset_demo_database(db_path)
-    store = JobStore(generate_jobs(jobs, seed=seed))
+    # the demo simulates a 15-minute cron over the last two hours; its runs read that clock
+    moments = [datetime.now(timezone.utc) - POLL_INTERVAL * (POLLS - 1 - index) for index in range(POLLS)]
+    store = JobStore(generate_jobs(jobs, seed=seed, now=moments[0]))
     jobs_file = write_jobs_csv(store.refs(), Workspace.for_duckdb(db_path).state_dir / "demo_jobs.csv")
     with EmulatorServer(store) as emulator:
         settings = emulator_settings(emulator.base_url, jobs_file)
         options = RunOptions(db_path=db_path)
         out(f"UP emulator on {emulator.base_url} with {jobs} generated jobs (seed {seed})\n")
-        live = _add_live_jobs(store, max(20, jobs // 3), seed)
+        live = _add_live_jobs(store, max(20, jobs // 3), seed, moments[0], moments[-1])
         static = store.refs()
-        moments = [datetime.now(timezone.utc) - POLL_INTERVAL * (POLLS - 1 - index) for index in range(POLLS)]
         write_jobs_csv([*static, *store.play(moments[0])], jobs_file)
         out("== first run: every job is new ==")
-        out(format_summary(run(settings, options)))
-        changed = store.advance(fraction=0.6, seed=seed)
+        with runs_read(moments[0]):
+            out(format_summary(run(settings, options)))
+        changed = store.advance(fraction=0.6, seed=seed, now=moments[1] - timedelta(minutes=1))
         out(f"\n(emulator: {len(changed)} running jobs moved on, some finished)\n")
         out("== second run and on: only non-terminal jobs are refetched, only changed ones load ==")
         out(f"({POLLS - 1} runs, as a 15-minute cron would see {live} more jobs flow through their workflows)")
         for moment in moments[1:]:
             write_jobs_csv([*static, *store.play(moment)], jobs_file)
-            summary = run(settings, options)
+            with runs_read(moment):
+                summary = run(settings, options)
             out(f"  {moment:%H:%M} UTC: fetched {summary.stats.fetched}, loaded {summary.count('loaded')}")
         out("")
         out(format_summary(summary))

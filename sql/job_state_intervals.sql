@@ -87,15 +87,16 @@ with_neighbours as (
 ),
 
 -- the gap before an episode starts at the later of the last report of the previous state and
--- the last poll that still found it (capped at this episode's first report: clock skew)
+-- the last poll that still found it; a confirmation after this episode's first report is
+-- impossible (the host's clock is ahead of UP's) and is ignored
 gap_starts as (
 
     select
         *,
         case
             when previous_last_updated_at is null then null
-            when entry_confirmed_at is null then previous_last_updated_at
-            else greatest(previous_last_updated_at, least(entry_confirmed_at, first_updated_at))
+            when entry_confirmed_at is null or entry_confirmed_at > first_updated_at then previous_last_updated_at
+            else greatest(previous_last_updated_at, entry_confirmed_at)
         end as gap_start_at
     from with_neighbours
 

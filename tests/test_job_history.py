@@ -236,8 +236,8 @@ def _pandas_intervals(observations: pd.DataFrame) -> pd.DataFrame:
                 expanded.append((episode["state"], True, *entry))
                 continue
             lo, hi = previous["last"], episode["first"]
-            if episode["confirmed"] is not None:  # the last poll that still found the previous state
-                lo = max(lo, min(episode["confirmed"], hi))
+            if episode["confirmed"] is not None and episode["confirmed"] <= hi:  # the last poll still in the old state
+                lo = max(lo, episode["confirmed"])
             changes = (1 if hidden else 0) + (0 if episode["state"] in terminal else 1)
             if hidden:
                 expanded.append(("in-process", False, lo, hi, lo + (hi - lo) / (changes + 1)))

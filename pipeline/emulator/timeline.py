@@ -10,9 +10,10 @@ known; the demo generates realistic ones and polls like a cron.
 from __future__ import annotations
 
 import random
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Iterator
 
 from pipeline.emulator.generator import TERMINAL, WORKFLOWS, WorkflowProfile, format_elapsed, format_timestamp
 
@@ -105,3 +106,18 @@ def realistic_timelines(
         job_id = f"{rng.getrandbits(128):032x}"
         jobs.append((job_id, WORKFLOWS[slot], workflow_ids[slot], realistic_changes(rng, WORKFLOWS[slot], created_at)))
     return jobs
+
+
+@contextmanager
+def runs_read(moment: datetime) -> Iterator[None]:
+    """Runs inside read ``moment`` as the time of their requests: the demo simulates a cron
+    against played timelines, and the host's clock must agree with the emulator's, as it does
+    with UP's in production (job_state_intervals relies on it)."""
+    from pipeline import http
+
+    real = http._now
+    http._now = lambda: moment  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        http._now = real  # type: ignore[assignment]
