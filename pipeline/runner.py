@@ -22,6 +22,7 @@ from pipeline.http import RetryPolicy, UpClient
 from pipeline.job_ids import ConfigProblem, JobList, JobRef, Shard, build_job_list
 from pipeline.normalize import TERMINAL_STATES
 from pipeline.outcomes import HeldJob
+from pipeline.run_record import prune_loaded_packages, with_run_record
 from pipeline.settings import (
     DATASET_NAME,
     PIPELINE_NAME,
@@ -260,11 +261,14 @@ def _fetch_and_load(
     summary.timings["read state"] = time.monotonic() - started
     summary.skipped_terminal = len(jobs) - len(plan.refs)
     progress = (lambda done: on_progress(done, len(plan.refs))) if on_progress else None
-    source = up_jobs_source(client, plan, summary.stats, concurrency, progress)
+    if progress:
+        progress(0)  # announces the number of jobs to fetch
+    source = with_run_record(up_jobs_source(client, plan, summary.stats, concurrency, progress), len(plan.refs))
     file_format = options.loader_file_format or ("parquet" if is_local_duckdb(options.destination) else None)
     summary.load_id = _extract(pipeline, source, client, file_format, summary.timings)
     with warehouse.load_lock(pipeline):
         _normalize_load(pipeline, summary.timings)
+        prune_loaded_packages(pipeline)
         started_views = time.monotonic()
         warehouse.ensure_tables(pipeline)
         if options.shard is None or options.shard.index == 0:  # views are applied once, not fought over
