@@ -90,7 +90,7 @@ def _progress_printer(stream: TextIO = sys.stderr) -> Callable[[int, int], None]
     """A live line on a terminal; timestamped lines (per 10 % or minute) for cron logs."""
     from pipeline.runlog import ProgressLog
 
-    return ProgressLog(stream)
+    return ProgressLog(stream, announce=sys.stdout)
 
 
 def _find(error: BaseException, kind: type) -> BaseException | None:

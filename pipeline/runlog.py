@@ -69,11 +69,17 @@ def progress_text(done: int, total: int, elapsed: float) -> str:
 
 
 class ProgressLog:
-    """The ``on_progress(done, total)`` callback; ``(0, total)`` announces the jobs to fetch."""
+    """The ``on_progress(done, total)`` callback; ``(0, total)`` announces the jobs to fetch.
+
+    The announcement goes to ``announce`` (the CLI: stdout, after the header), so stderr keeps
+    progress and errors only (a run stopped by a rejected key shows one line there).
+    """
 
     def __init__(self, stream: TextIO, clock: Callable[[], float] = time.monotonic,
-                 now: Callable[[], datetime] | None = None, interactive: bool | None = None) -> None:
+                 now: Callable[[], datetime] | None = None, interactive: bool | None = None,
+                 announce: TextIO | None = None) -> None:
         self.stream, self.clock, self.now = stream, clock, now or (lambda: datetime.now(timezone.utc))
+        self.announce = announce or stream
         self.interactive = stream.isatty() if interactive is None else interactive
         self.started = clock()
         self.last_tenth, self.last_line_at = 0, self.started
@@ -81,7 +87,8 @@ class ProgressLog:
     def __call__(self, done: int, total: int) -> None:
         if done == 0:
             self.started = self.last_line_at = self.clock()
-            self._line(f"to fetch: {total} jobs" if total else "to fetch: no jobs (all loaded in a terminal state)")
+            self._line(f"to fetch: {total} jobs" if total else "to fetch: no jobs (all loaded in a terminal state)",
+                       self.announce)
             return
         elapsed = self.clock() - self.started
         if self.interactive:
@@ -93,8 +100,8 @@ class ProgressLog:
             self.last_tenth = max(self.last_tenth, tenth)
             self._line(progress_text(done, total, elapsed))
 
-    def _line(self, text: str) -> None:
+    def _line(self, text: str, stream: TextIO | None = None) -> None:
         self.last_line_at = self.clock()
         prefix = "" if self.interactive else f"{timestamp(self.now())} "
-        self.stream.write(prefix + text + "\n")
-        self.stream.flush()
+        (stream or self.stream).write(prefix + text + "\n")
+        (stream or self.stream).flush()

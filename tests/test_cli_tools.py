@@ -76,10 +76,10 @@ def test_cron_log_and_dlt_cli_after_runs_from_a_project_folder(emulator, tmp_pat
     header = first.stdout.splitlines()[0]
     assert re.fullmatch(rf"{STAMP} up-jobs run --project-dir {re.escape(str(project))} --db up_jobs.duckdb "
                         rf"\(pid \d+\): database {re.escape(str(db))}", header), header
+    assert re.fullmatch(rf"{STAMP} to fetch: 60 jobs", first.stdout.splitlines()[1])
     progress = first.stderr.strip().splitlines()
     assert all(re.match(STAMP + " ", line) for line in progress), progress
-    assert progress[0].endswith(" to fetch: 60 jobs")
-    assert progress[1].endswith(" fetched 6/60 jobs (10%)")  # not "fetched 1/60 jobs, 1 jobs/s, ETA 59 s"
+    assert progress[0].endswith(" fetched 6/60 jobs (10%)")  # not "fetched 1/60 jobs, 1 jobs/s, ETA 59 s"
     assert re.fullmatch(rf"{STAMP} finished in \d+\.\d s", first.stdout.splitlines()[-1])
 
     # dlt's CLI with the command the run printed: the pipeline, and a no-change run's trace reads as a load
