@@ -11,10 +11,14 @@ their keys collide. Here the assets are the tables (``workflow_jobs``, ``fetch_e
 ``quarantined_records``, ``fetch_recoveries``, with rows loaded per run) and the views; inside,
 one op per shard, each its own step process with the multiprocess executor.
 
-Each step gets its own dlt data folder (``DLT_DATA_DIR``), deleted afterwards, as Airflow's
-``PipelineTasksGroup`` gives each task: dlt restores the pipeline's state from the destination.
-A shared folder races: step processes creating the same pipeline folder at once make dlt wipe a
-folder that has no ``state.json`` yet (``FileExistsError`` about 1 run in 9 without this).
+Pipelines are built inside the ops, never at import, so a step process builds only its own. Each
+step also gets its own dlt data folder (``DLT_DATA_DIR``), deleted afterwards, as Airflow's
+``PipelineTasksGroup`` gives each task; dlt restores the pipeline's state from the destination.
+A shared folder races when two processes create the same pipeline folder (overlapping runs; or,
+as reported with ``dlt_assets``, every step process building every shard's pipeline): dlt wipes
+a folder that has no ``state.json`` yet and the other fails with ``FileExistsError``.
+Keep one run of the job at a time (Dagster's run queue or a concurrency pool), as the Airflow
+example does with ``max_active_runs=1``.
 """
 
 
