@@ -18,7 +18,6 @@ import os
 import signal
 import sys
 import threading
-import time
 from pathlib import Path
 from types import FrameType
 from typing import Callable, Sequence, TextIO
