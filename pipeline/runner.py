@@ -24,6 +24,7 @@ from pipeline.http import FetchResult, RetryPolicy, UpClient
 from pipeline.job_ids import ConfigProblem, JobList, JobRef, JobsFileError, Shard, build_job_list
 from pipeline.normalize import TERMINAL_STATES
 from pipeline.outcomes import LOAD_FAILED, HeldJob, load_failed_row
+from pipeline.run_record import prune_loaded_packages, with_run_record
 from pipeline.settings import (
     DATASET_NAME,
     PIPELINE_NAME,
@@ -279,7 +280,9 @@ def _fetch_and_load(
     main = dataclasses.replace(plan, refs=[ref for ref in plan.refs if ref not in plan.suspects])
     suspects = [ref for ref in plan.refs if ref in plan.suspects]
     progress = (lambda done: on_progress(done, len(main.refs))) if on_progress else None
-    source = up_jobs_source(client, main, summary.stats, concurrency, progress)
+    if progress:
+        progress(0)  # announces the number of jobs to fetch
+    source = with_run_record(up_jobs_source(client, main, summary.stats, concurrency, progress), len(plan.refs))
     summary.load_id = _extract(pipeline, source, client, loader.file_format, summary.timings)
     with warehouse.load_lock(pipeline):
         if not loader.load_or_set_aside(refs=main.refs, timings=summary.timings):
@@ -287,6 +290,7 @@ def _fetch_and_load(
         if suspects:
             loader.load_suspects(list(fetch_concurrently(client, suspects, concurrency)), plan, client, concurrency)
         loader.record_load_failures()
+        prune_loaded_packages(pipeline)
         started_views = time.monotonic()
         warehouse.ensure_tables(pipeline)
         if options.shard is None or options.shard.index == 0:  # views are applied once, not fought over
