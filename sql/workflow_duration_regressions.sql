@@ -14,12 +14,13 @@
 -- a few stuck or instant jobs do not move it). The standard error of ln(day median / baseline
 -- median) is then 1.2533 * log_spread * sqrt(1/day jobs + 1/baseline jobs) (the sample median's
 -- asymptotic error). A day is flagged when its ratio exceeds
---     threshold_ratio = exp(greatest(ln(1.2), 3 * standard_error)),
--- i.e. three standard errors above the baseline (about 1 false flag in 700 judged days if nothing
--- changed) and never for less than a 1.2x change, which nobody would act on.
+--     threshold_ratio = exp(greatest(ln(1.2), 3.5 * standard_error)),
+-- i.e. 3.5 standard errors above the baseline (about 1 false flag in 4,000 judged days if nothing
+-- changed; the margin also covers the spread being estimated from a few dozen jobs) and never
+-- for less than a 1.2x change, which nobody would act on.
 -- min_detectable_ratio = exp(ln(threshold_ratio) + 3 * standard_error) is the smallest slowdown
 -- the day's job count catches almost surely (a real slowdown of that size is flagged with
--- probability ~99.9 %): with 3 jobs of a widely varying workflow only a 5x slowdown is
+-- probability ~99.9 %): with 3 jobs of a widely varying workflow only a 10x slowdown is
 -- detectable; a 1.5x one needs dozens to hundreds of jobs a day. is_judged says the day has
 -- enough jobs to catch a 1.5x slowdown (min_detectable_ratio <= 1.5).
 -- Judged at all (threshold_ratio not null) only with >= 3 jobs on the day and a baseline of
@@ -102,6 +103,15 @@ compared as (
 
 ),
 
+thresholds as (
+
+    select
+        *,
+        greatest(ln(1.2), 3.5 * standard_error) as log_threshold
+    from compared
+
+),
+
 final as (
 
     select
@@ -115,11 +125,11 @@ final as (
         baseline_jobs,
         baseline_log_spread,
         ratio_to_baseline,
-        exp(greatest(ln(1.2), 3 * standard_error)) as threshold_ratio,
-        exp(greatest(ln(1.2), 3 * standard_error) + 3 * standard_error) as min_detectable_ratio,
-        coalesce(exp(greatest(ln(1.2), 3 * standard_error) + 3 * standard_error) <= 1.5, false) as is_judged,
-        coalesce(ratio_to_baseline > exp(greatest(ln(1.2), 3 * standard_error)), false) as is_regression
-    from compared
+        case when standard_error is not null then exp(log_threshold) end as threshold_ratio,
+        case when standard_error is not null then exp(log_threshold + 3 * standard_error) end as min_detectable_ratio,
+        coalesce(standard_error is not null and exp(log_threshold + 3 * standard_error) <= 1.5, false) as is_judged,
+        coalesce(standard_error is not null and ratio_to_baseline > exp(log_threshold), false) as is_regression
+    from thresholds
 
 )
 

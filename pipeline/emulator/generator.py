@@ -174,6 +174,11 @@ def advance_body(body: dict[str, Any], rng: random.Random, now: datetime, finish
     previous = datetime.fromisoformat(body["updated_at"])
     moment = max(now, previous + timedelta(seconds=2))  # stays newer after rounding
     if finish:
+        # work finishes spread over the time since it was last seen running, not all at "now"
+        # (the demo's second run would otherwise put a day's worth of completions into one instant)
+        earliest = previous + timedelta(seconds=2)
+        if earliest < moment:
+            moment = earliest + (moment - earliest) * rng.random()
         digits = rng.randint(0, 7)
         duration = _round_to_digits(moment - created_at, digits)
         state = rng.choices(TERMINAL, (80, 15, 5))[0]
