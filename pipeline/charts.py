@@ -151,13 +151,14 @@ def throughput_frame(daily: pd.DataFrame, today: date) -> pd.DataFrame:
 def throughput_ylimit(totals: pd.Series) -> float:
     """The bar chart's top: the data's max, unless one day would flatten the rest.
 
-    A day above twice the 90th percentile of the days is clipped at that height (its real value
-    is written on it), so 29 ordinary days keep most of the chart.
+    A day above three times the median day (of days with completions) is clipped at that height
+    and its real value written on it, so 29 ordinary days keep most of the chart.
     """
-    if totals.empty or totals.max() <= 0:
+    busy = totals[totals > 0]
+    if busy.empty:
         return 1.0
-    cap = 2 * float(totals.quantile(0.9))
-    return float(totals.max()) * 1.15 if totals.max() <= cap or cap <= 0 else cap * 1.15  # room for labels
+    cap = 3 * float(busy.median())
+    return float(busy.max()) * 1.15 if busy.max() <= cap else cap * 1.15  # headroom for the labels
 
 
 def histogram_bins(values: pd.Series, bins: int = 30) -> np.ndarray:
@@ -201,7 +202,7 @@ def _version(text: str) -> tuple[int, ...]:
 def _date_axis(axes: Axes) -> None:
     import matplotlib.dates as mdates
 
-    locator = mdates.AutoDateLocator(maxticks=8)
+    locator = mdates.AutoDateLocator(minticks=3, maxticks=8)
     axes.xaxis.set_major_locator(locator)
     axes.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
 
