@@ -55,10 +55,14 @@ def duration_ticks(low: float, high: float, max_ticks: int = 7) -> list[float]:
     never crowd.
     """
     low, high = max(min(low, high), 1e-3), max(low, high, 1e-3)
-    for candidates in TICK_LEVELS:
-        inside = [tick for tick in candidates if low <= tick <= high]
+    inside: list[float] = []
+    for candidates in TICK_LEVELS:  # rounder values first; finer ones only where they do not crowd them
+        for tick in candidates:
+            if low <= tick <= high and all(max(tick / kept, kept / tick) >= 1.4 for kept in inside):
+                inside.append(tick)
         if len(inside) >= 3:
             break
+    inside.sort()
     if len(inside) < 2:  # a narrow range: the round values just around it
         below = [tick for tick in NICE_SECONDS if tick < low][-1:] or [low]
         above = [tick for tick in NICE_SECONDS if tick > high][:1] or [high]

@@ -86,7 +86,7 @@ def report_tables(db_path: Path) -> dict[str, pd.DataFrame]:
         "stats.p99_seconds as workflow_p99_seconds, running.seconds_since_update "
         "from telestream_up.running_jobs as running left join telestream_up.workflow_duration_stats as stats "
         "on stats.workflow_id = running.workflow_id "
-        f"where running.age_seconds > coalesce(stats.p99_seconds, {STUCK_AFTER_SECONDS}) "
+        f"where running.state = 'in-process' and running.age_seconds > coalesce(stats.p99_seconds, {STUCK_AFTER_SECONDS}) "
         "order by running.age_seconds / coalesce(stats.p99_seconds, 1) desc limit 15",
         db_path,
     )
@@ -120,7 +120,7 @@ def report_tables(db_path: Path) -> dict[str, pd.DataFrame]:
             seconds=("p50_seconds", "p90_seconds"),
             rates=("success_rate",),
         ),
-        "Running longer than their workflow's p99 (likely stuck)": humanize(
+        "In process longer than their workflow's p99 (likely stuck)": humanize(
             stuck, seconds=("age_seconds", "workflow_p99_seconds", "seconds_since_update")
         ),
         "Slowest jobs against their workflow's p95": humanize(
