@@ -317,7 +317,7 @@ def draw_throughput(throughput: pd.DataFrame) -> Figure:
             bars.annotate(f"{int(total)} ▲", (day, top), xytext=(0, -12), textcoords="offset points", ha="center",
                           fontsize=8, color="black", weight="bold")
     for day in dates[throughput.is_partial.to_numpy()]:
-        bars.annotate("today\n(partial)", (day, min(throughput.total[day], top)), xytext=(0, 4),
+        bars.annotate("today (partial)", (day, min(throughput.total[day], top)), xytext=(0, 4), rotation=90,
                       textcoords="offset points", ha="center", va="bottom", fontsize=7, color="#555555")
     bars.set_ylabel("completed jobs per day")
     bars.set_title("Daily throughput (stacked by workflow)", fontsize=10, loc="left")

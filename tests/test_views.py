@@ -233,7 +233,27 @@ def test_views_work_on_an_empty_database(tmp_path):
         for view in ("job_durations", "workflow_duration_stats", "daily_workflow_stats", "job_state_summary",
                      "running_jobs", "duration_outliers", "data_quality_issues", "workflow_duration_regressions"):
             assert read_view(view, emulator.db).empty
-        assert len(read_view("open_fetch_errors", emulator.db)) == 3
+        errors = read_view("open_fetch_errors", emulator.db)
+        assert len(errors) == 3
+        from pipeline.report import format_report
+
+        report = format_report(emulator.db)  # names the jobs, not only a count
+        assert "Open fetch errors: 3 job(s)" in report
+        for job_id in errors.job_id:
+            assert [line for line in report.splitlines() if job_id in line and "not_found" in line and "404" in line]
+
+
+def test_report_lists_jobs_in_process_past_their_workflows_p99(loaded):
+    from pipeline.report import report_tables
+
+    db, jobs = loaded
+    tables = report_tables(db)
+    stuck = next(table for title, table in tables.items() if title.startswith("In process longer"))
+    # dq00's only timed terminal job took 5 s; its in-process jobs started 2 hours ago. The job still
+    # in `created` state (queued, not running) is not listed.
+    expected = set(jobs[(jobs.workflow_id == "dq00") & (jobs.state == "in-process")].name)
+    assert expected and expected <= set(stuck.job_name)
+    assert set(stuck.state) == {"in-process"}
 
 
 @pytest.mark.skipif(not postgres_available(), reason="no PostgreSQL at UP_JOBS_TEST_POSTGRES; .ci/run starts one")
