@@ -228,8 +228,10 @@ def test_views_work_on_an_empty_database(tmp_path):
     """A first run where every job fails still leaves every view queryable (and empty)."""
     from pipeline.emulator import FaultPlan
 
+    from pipeline.summary import format_summary
+
     for emulator in start_emulator(tmp_path, jobs=3, faults=FaultPlan(rates={"not_found": 1.0})):
-        emulator.run()
+        summary = format_summary(emulator.run())
         for view in ("job_durations", "workflow_duration_stats", "daily_workflow_stats", "job_state_summary",
                      "running_jobs", "duration_outliers", "data_quality_issues", "workflow_duration_regressions"):
             assert read_view(view, emulator.db).empty
@@ -241,6 +243,8 @@ def test_views_work_on_an_empty_database(tmp_path):
         assert "Open fetch errors: 3 job(s)" in report
         for job_id in errors.job_id:
             assert [line for line in report.splitlines() if job_id in line and "not_found" in line and "404" in line]
+            assert [line for line in summary.splitlines() if line.strip().startswith("failed:") and job_id in line
+                    and "not_found HTTP 404" in line]  # the run summary names them too
 
 
 def test_report_lists_jobs_in_process_past_their_workflows_p99(loaded):
