@@ -121,7 +121,7 @@ def trend_frame(daily: pd.DataFrame, today: date | None = None) -> pd.DataFrame:
         day["completed_jobs"] = day.completed_jobs.fillna(0).astype(int)
         day.loc[day.completed_jobs < LOW_COUNT, "p90_seconds"] = np.nan
         day["is_low_count"] = (day.completed_jobs > 0) & (day.completed_jobs < LOW_COUNT)
-        day["is_partial"] = day.index.date == today
+        day["is_partial"] = pd.DatetimeIndex(day.index).date == today
         frames.append(day.rename_axis("completion_date").reset_index().assign(workflow_name=name))
     return pd.concat(frames, ignore_index=True)[columns]
 
@@ -148,7 +148,7 @@ def throughput_frame(daily: pd.DataFrame, today: date) -> pd.DataFrame:
     )
     result["decided"] = result.succeeded + result.failed
     result["success_rate"] = result.succeeded / result.decided.replace(0, np.nan)
-    result["is_partial"] = result.index.date == today
+    result["is_partial"] = pd.DatetimeIndex(result.index).date == today
     return result.rename_axis("completion_date")
 
 
@@ -253,6 +253,7 @@ def _panel_grid(count: int, height: float) -> tuple[Figure, Sequence[Axes]]:
 
 def draw_daily_trend(trend: pd.DataFrame) -> Figure:
     """Small multiples: one panel per workflow, shared time axis, each y axis fitted to its data."""
+    from matplotlib.artist import Artist
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
@@ -278,7 +279,7 @@ def draw_daily_trend(trend: pd.DataFrame) -> Figure:
         _date_axis(axes)
     for axes in panels[:: 2 if len(panels) > 3 else 1]:
         axes.set_ylabel("duration")
-    legend = [
+    legend: list[Artist] = [
         Line2D([], [], color="C0", marker="o", markersize=3.5, label="daily median (p50)"),
         Line2D([], [], color="C0", marker="o", markerfacecolor="white", linestyle="none",
                label=f"median of a day with < {LOW_COUNT} jobs (noisy)"),
@@ -349,7 +350,7 @@ def draw_duration_histograms(jobs: pd.DataFrame, bins: int = 30) -> Figure:
     figure, panels = _panel_grid(len(names), 1.6)
     for axes, name in zip(panels, names):
         values = terminal[terminal.workflow_name == name].elapsed_seconds
-        axes.hist(values, bins=edges, color="C0", alpha=0.85)
+        axes.hist(values, bins=list(edges), color="C0", alpha=0.85)
         axes.axvline(values.median(), color="C3", linewidth=1.2)
         axes.set_title(f"{name}  (n={len(values)}, median {duration_label(values.median())})", fontsize=9, loc="left")
         axes.set_ylabel("jobs")
