@@ -66,7 +66,8 @@ def run_demo(db_path: Path, jobs: int, seed: int, out: Printer) -> int:
         out(f"UP emulator on {emulator.base_url} with {jobs} generated jobs (seed {seed})\n")
         out("== first run: every job is new ==")
         out(format_summary(run(settings, options)))
-        changed = store.advance(fraction=0.6, seed=seed)
+        # about a day's worth of completions, as between two runs of a busy day, not a backlog at once
+        changed = store.advance(fraction=0.15, seed=seed)
         out(f"\n(emulator: {len(changed)} running jobs moved on, some finished)\n")
         out("== second run: only non-terminal jobs are refetched, only changed ones load ==")
         out(format_summary(run(settings, options)))

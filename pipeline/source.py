@@ -26,6 +26,7 @@ from pipeline.job_ids import JobRef
 from pipeline.outcomes import HeldJob, classify
 
 BATCH_SIZE = 1000
+MAX_FAILURES_LISTED = 10  # failed jobs named in the run summary; the rest are in open_fetch_errors
 
 
 @dataclass
@@ -36,6 +37,8 @@ class FetchStats:
     notes: Counter[str] = field(default_factory=Counter)
     requests: int = 0
     recovered: int = 0
+    failures: list[dict[str, Any]] = field(default_factory=list)  # the first MAX_FAILURES_LISTED fetch_errors rows
+
 
     @property
     def fetched(self) -> int:
@@ -112,6 +115,8 @@ def up_jobs_source(
             stats.outcomes[outcome.status] += 1
             stats.requests += result.attempts
             stats.notes.update(outcome.notes)
+            if outcome.error_row is not None and len(stats.failures) < MAX_FAILURES_LISTED:
+                stats.failures.append(outcome.error_row)
             if outcome.status in ("loaded", "unchanged", "stale") and result.ref in open_errors:
                 stats.recovered += 1
                 batches[tables.RECOVERIES].append(_recovery_row(result.ref))

@@ -20,6 +20,11 @@ def format_summary(summary: RunSummary) -> str:
     ]
     if summary.count("load_failed"):
         lines.append(f"  load failed    {summary.count('load_failed'):>8}   (in a package set aside; retried next run, see open_fetch_errors)")
+    for failure in stats.failures:
+        status = f" HTTP {failure['http_status']}" if failure.get("http_status") else ""
+        lines.append(f"    failed: {failure['workflow_id']}/{failure['job_id']}  {failure['error_kind']}{status}")
+    if summary.count("failed") + summary.count("quarantined") > len(stats.failures):
+        lines.append("    (all of them: select * from telestream_up.open_fetch_errors)")
     if stats.recovered:
         lines.append(f"  recovered      {stats.recovered:>8}   (earlier fetch errors now fine)")
     if summary.count("stale"):
