@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.analytics import read_view
+from pipeline.analytics import read_sql, read_view
 from pipeline.emulator.generator import format_elapsed, format_timestamp
 from pipeline.job_ids import JobRef
 from tests.conftest import postgres_available, start_emulator
@@ -163,6 +163,12 @@ def test_data_quality_issues(loaded):
         ((jobs.progress < 0) | (jobs.progress > 100), "progress_out_of_range"),
     ):
         expected |= {(job_id, problem) for job_id in jobs.id[mask]}
+    loaded_at = read_sql(
+        "select jobs.id, loads.inserted_at from telestream_up.workflow_jobs as jobs "
+        "join telestream_up._dlt_loads as loads on loads.load_id = jobs._dlt_load_id", db
+    ).set_index("id").inserted_at
+    ahead = jobs.set_index("id").updated_at > loaded_at.reindex(jobs.id) + pd.Timedelta(minutes=10)
+    expected |= {(job_id, "updated_at_in_future") for job_id in ahead.index[ahead]}
     assert found == expected
     assert {problem for _, problem in found} == {
         "terminal_without_elapsed_time",
@@ -171,6 +177,7 @@ def test_data_quality_issues(loaded):
         "elapsed_time_on_running_job",
         "updated_before_created",
         "progress_out_of_range",
+        "updated_at_in_future",
     }
 
 
