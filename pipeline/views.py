@@ -241,7 +241,7 @@ def _record(client: Any, state: str, names: list[str], wanted: dict[str, str]) -
 
 
 def _replace(
-    client: Any, state: str, name: str, wanted: dict[str, str], destination: str, user_views: list[str]
+    client: Any, state: str, name: str, wanted: dict[str, str], destination: str, user_views: list[tuple[str, str]]
 ) -> tuple[list[str], list[str]]:
     """``create or replace`` (DuckDB and most warehouses accept a change of columns); on DuckDB in a
     transaction that also checks every user view that bound before still binds."""
@@ -251,7 +251,8 @@ def _replace(
         return [name], []
     with client.begin_transaction():
         client.execute_sql(wanted[name])
-        for view in user_views:
+        # DuckDB names one broken view per transaction: look first at those that name ours
+        for view, _ in sorted(user_views, key=lambda view: f"telestream_up.{name}" not in view[1].lower()):
             try:
                 client.execute_sql(f"select * from {view} limit 0")
             except Exception as error:
@@ -266,18 +267,19 @@ def _blocked(name: str, view: str, error: BaseException) -> str:
             f"{view}, then the next run applies it")
 
 
-def _binding_user_views(client: Any, dataset: str, ours: set[str]) -> list[str]:
-    """DuckDB: the other views in this database that work now (a view already broken is not ours to judge)."""
+def _binding_user_views(client: Any, dataset: str, ours: set[str]) -> list[tuple[str, str]]:
+    """DuckDB: the other views in this database that work now, with their SQL (a view already
+    broken is not ours to judge)."""
     rows = client.execute_sql(
-        "select schema_name, view_name from duckdb_views() where not internal and not temporary "
+        "select schema_name, view_name, sql from duckdb_views() where not internal and not temporary "
         "and database_name = current_database()"
     ) or []
-    views = [f'"{schema}"."{view}"' for schema, view in rows if not (schema == dataset and view in ours)]
+    views = [(f'"{schema}"."{view}"', sql or "") for schema, view, sql in rows if not (schema == dataset and view in ours)]
     working = []
-    for view in views:
+    for view, sql in views:
         try:
             client.execute_sql(f"select * from {view} limit 0")
-            working.append(view)
+            working.append((view, sql))
         except Exception:  # noqa: BLE001 - broken before we touched anything
             continue
     return working
@@ -356,7 +358,13 @@ def _replace_on_postgres(
             client.execute_sql(f"drop {view.keyword} {view.qualified}")  # no cascade: anything else unsaved stops it
         recreate = [view_name for view_name in wanted if view_name == name or view_name in {view.name for view in ours}]
         for view_name in recreate:  # ours in dependency order, with their new definitions
-            client.execute_sql(wanted[view_name])
+            try:
+                client.execute_sql(wanted[view_name])
+            except Exception as error:
+                if view_name == name:
+                    raise
+                raise ViewError(f"sql/{name}.sql not applied: sql/{view_name}.sql, built on it, fails on the new "
+                                f"definition ({_first_line(error)})") from None
         for view in ours:
             _restore_privileges(client, view, current_user)
         for view in theirs:  # by depth: a user view after those it selects from
