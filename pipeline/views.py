@@ -306,12 +306,17 @@ select
     max(d.depth),
     pg_get_viewdef(c.oid),
     quote_ident(pg_get_userbyid(c.relowner)),
-    c.oid
+    c.oid,
+    coalesce(array_to_string(c.reloptions, ', '), ''),
+    obj_description(c.oid, 'pg_class'),
+    array(select indexdef from pg_indexes as i where i.schemaname = n.nspname and i.tablename = c.relname),
+    (select count(*) from pg_trigger as t where t.tgrelid = c.oid and not t.tgisinternal)
+    + (select count(*) from pg_rewrite as r where r.ev_class = c.oid and r.rulename <> '_RETURN')
 from dependents as d
 join pg_class as c on c.oid = d.oid
 join pg_namespace as n on n.oid = c.relnamespace
 where d.oid is not null
-group by n.nspname, c.relname, c.relkind, c.oid, c.relowner
+group by n.nspname, c.relname, c.relkind, c.oid, c.relowner, c.reloptions
 order by max(d.depth), c.oid
 """
 
@@ -334,7 +339,12 @@ class _PgView:
     depth: int
     definition: str
     owner: str
-    grants: list[str]
+    oid: int
+    options: str
+    comment: str | None
+    indexes: list[str]
+    triggers_and_rules: int
+    grants: list[str] = field(default_factory=list)
 
     @property
     def keyword(self) -> str:
@@ -349,8 +359,13 @@ def _replace_on_postgres(
     Returns the views of ours that were (re)created and the users' views that were restored.
     """
     with client.begin_transaction():
-        found = [_PgView(*row[:7], grants=_pg_grants(client, row[7]))
-                 for row in client.execute_sql(_PG_DEPENDENTS, f"{dataset}.{name}") or []]
+        found = [_PgView(*row) for row in client.execute_sql(_PG_DEPENDENTS, f"{dataset}.{name}") or []]
+        for view in found:
+            view.grants = _pg_grants(client, view.oid)
+        cannot_keep = [view.qualified for view in found if view.triggers_and_rules]
+        if cannot_keep:  # dropping a view drops its triggers and rules, which we cannot save
+            raise ViewError(f"sql/{name}.sql not applied: {', '.join(cannot_keep)} on it have triggers or rules, which "
+                            "recreating would lose; drop them, or the views, then the next run applies it")
         ours = [view for view in found if view.schema == dataset and view.name in wanted]
         theirs = [view for view in found if view not in ours]
         current_user = client.execute_sql("select quote_ident(current_user)")[0][0]
@@ -369,7 +384,8 @@ def _replace_on_postgres(
             _restore_privileges(client, view, current_user)
         for view in theirs:  # by depth: a user view after those it selects from
             try:
-                client.execute_sql(f"create {view.keyword} {view.qualified} as {view.definition}")
+                options = f" with ({view.options})" if view.options else ""
+                client.execute_sql(f"create {view.keyword} {view.qualified}{options} as {view.definition}")
                 _restore_privileges(client, view, current_user)
             except Exception as error:
                 raise ViewError(_blocked(name, view.qualified, error)) from None
@@ -383,7 +399,11 @@ def _pg_grants(client: Any, oid: int) -> list[str]:
 
 
 def _restore_privileges(client: Any, view: _PgView, current_user: str) -> None:
-    """A recreated view belongs to whoever recreated it and has no grants: give both back."""
+    """A recreated view belongs to whoever recreated it and has no grants, comment or indexes: give them back."""
+    for index in view.indexes:  # a materialized view's
+        client.execute_sql(index)
+    if view.comment is not None:
+        client.execute_sql(f"comment on {view.keyword} {view.qualified} is %s", view.comment)
     if view.owner != current_user:
         client.execute_sql(f"alter {view.keyword} {view.qualified} owner to {view.owner}")
     for grant in view.grants:

@@ -67,6 +67,15 @@ USER_VIEWS = (
 )
 
 
+POSTGRES_EXTRAS = (
+    "grant select on telestream_up.my_failed_jobs to public",
+    "comment on view telestream_up.my_failed_jobs is 'mine'",
+    "create materialized view my_reports.failed_by_workflow as select workflow_version, count(*) as failed "
+    "from telestream_up.my_failed_jobs group by workflow_version",
+    "create index by_workflow on my_reports.failed_by_workflow (workflow_version)",
+)
+
+
 def test_a_changed_view_keeps_the_users_views_built_on_it(any_emulator):
     """Two runs with a user's view (and a view on that) on top of job_durations; between them the
     view changes its columns. The users' views survive every step; a change that would break them
@@ -77,8 +86,9 @@ def test_a_changed_view_keeps_the_users_views_built_on_it(any_emulator):
     with pipeline.sql_client() as client:
         for statement in USER_VIEWS:
             client.execute_sql(statement)
-        if postgres:
-            client.execute_sql("grant select on telestream_up.my_failed_jobs to public")
+        if postgres:  # what recreating must give back: a grant, a comment, a materialized view and its index
+            for statement in POSTGRES_EXTRAS:
+                client.execute_sql(statement)
     failed = _rows(pipeline, "select failed from my_reports.failed_count")
     assert failed[0][0] > 0
 
@@ -91,8 +101,11 @@ def test_a_changed_view_keeps_the_users_views_built_on_it(any_emulator):
         (definition_hash(upgrade["job_durations"] if not postgres else _translated(upgrade["job_durations"])),)
     ]
     if postgres:  # Postgres needed both recreated: they are reported, with their grant back
-        assert applied.restored == ["telestream_up.my_failed_jobs", "my_reports.failed_count"]
-        assert _rows(pipeline, "select has_table_privilege('public', 'telestream_up.my_failed_jobs', 'select')") == [(True,)]
+        assert applied.restored == ["telestream_up.my_failed_jobs", "my_reports.failed_count", "my_reports.failed_by_workflow"]
+        assert _rows(pipeline, "select has_table_privilege('public', 'telestream_up.my_failed_jobs', 'select'), "
+                               "obj_description('telestream_up.my_failed_jobs'::regclass, 'pg_class')") == [(True, "mine")]
+        assert _rows(pipeline, "select indexname from pg_indexes where tablename = 'failed_by_workflow'") == [("by_workflow",)]
+        assert _rows(pipeline, "select sum(failed) from my_reports.failed_by_workflow") == failed
     assert apply_views(pipeline, upgrade).changed == []  # applied once, then nothing to do
 
     with pytest.raises(ViewError, match=r"sql/job_durations\.sql not applied: your view .*my_failed_jobs.* depends on "
