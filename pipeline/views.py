@@ -133,6 +133,11 @@ def destination_dialect(pipeline: dlt.Pipeline) -> str | None:
     return pipeline.destination.capabilities().sqlglot_dialect  # type: ignore[no-any-return]
 
 
+def destination_kind(pipeline: dlt.Pipeline) -> str:
+    """``postgres`` also for a named destination of that type (``--destination analytics``)."""
+    return str(pipeline.destination.destination_type).rsplit(".", 1)[-1]
+
+
 def definition_hash(statement: str) -> str:
     return hashlib.sha256(statement.encode("utf-8")).hexdigest()
 
@@ -168,19 +173,18 @@ def apply_views(pipeline: dlt.Pipeline, sources: dict[str, str] | None = None) -
     one ViewError at the end names every failure. Run it under the load lock.
     """
     dialect = destination_dialect(pipeline)
-    destination = pipeline.destination.destination_name
+    destination = destination_kind(pipeline)
     wanted, failures = statements(sources or view_sources(), dialect)
     result = AppliedViews()
     with pipeline.sql_client() as client:
         dataset = pipeline.dataset_name
         state = client.make_qualified_table_name(STATE_TABLE)
-        recorded = _recorded_hashes(client, state)
-        if recorded is None:
-            client.execute_sql(_translated_ddl(
-                f"create table if not exists {state} (view_name text, definition_sha256 text, applied_at timestamptz)",
-                dialect,
-            ))
-            recorded = {}
+        try:
+            recorded = _recorded_hashes(client, state, dialect)
+        except Exception:
+            if destination in TRANSACTIONAL_DDL:
+                raise
+            recorded = {}  # no bookkeeping on this warehouse: every view is applied, as before it existed
         pending = to_apply(wanted, recorded, _existing_views(client, dataset))
         working_user_views = _binding_user_views(client, dataset, set(wanted)) if pending and destination == "duckdb" else []
         for name in pending:
@@ -215,12 +219,14 @@ def _translated_ddl(sql: str, dialect: str | None) -> str:
     return sql if dialect in (None, "duckdb") else sqlglot.transpile(sql, read="duckdb", write=dialect)[0]
 
 
-def _recorded_hashes(client: Any, state: str) -> dict[str, str] | None:
-    """View name → hash of the statement last applied; None when the table does not exist yet."""
+def _recorded_hashes(client: Any, state: str, dialect: str | None) -> dict[str, str]:
+    """View name → hash of the statement last applied; creates the table the first time."""
     try:
         rows = client.execute_sql(f"select view_name, definition_sha256 from {state}")
     except MISSING:
-        return None
+        ddl = f"create table if not exists {state} (view_name text, definition_sha256 text, applied_at timestamptz)"
+        client.execute_sql(_translated_ddl(ddl, dialect))
+        return {}
     return {name: digest for name, digest in rows or []}
 
 
@@ -247,7 +253,10 @@ def _replace(
     transaction that also checks every user view that bound before still binds."""
     if destination not in TRANSACTIONAL_DDL:  # Snowflake/BigQuery commit DDL at once anyway
         client.execute_sql(wanted[name])
-        _record(client, state, [name], wanted)
+        try:
+            _record(client, state, [name], wanted)
+        except Exception:  # noqa: BLE001 - bookkeeping only: unrecorded, the view is re-applied next run
+            pass
         return [name], []
     with client.begin_transaction():
         client.execute_sql(wanted[name])

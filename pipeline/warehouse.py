@@ -25,6 +25,7 @@ from pipeline.settings import ConfigError
 from pipeline.views import (  # noqa: F401 - re-exported: the views' home was this module
     ViewError,
     apply_views,
+    destination_kind,
     check_runs_on,
     translate,
     view_sources,
@@ -61,7 +62,7 @@ def load_lock(
     that holds it; the wait is added to ``timings["load lock wait"]``. Other warehouses: no lock
     (run shards there with an orchestrator's pool of one for the load, or accept dlt's behaviour).
     """
-    if pipeline.destination.destination_name not in LOAD_LOCKING_DESTINATIONS:
+    if destination_kind(pipeline) not in LOAD_LOCKING_DESTINATIONS:
         yield
         return
     limit = timeout_seconds if timeout_seconds and timeout_seconds > 0 else DEFAULT_LOAD_LOCK_WAIT_SECONDS
