@@ -22,6 +22,17 @@ from typing import Iterator
 import duckdb
 
 
+def _opens(path: Path) -> bool:
+    """False only when DuckDB says the file is not a database it can read (not when it is locked)."""
+    try:
+        duckdb.connect(str(path), read_only=True).close()
+        return True
+    except duckdb.IOException as error:
+        return "lock" in str(error).lower()
+    except duckdb.Error:
+        return False
+
+
 class LockHeld(RuntimeError):
     """Another run holds this database's lock."""
 
@@ -56,8 +67,17 @@ class Workspace:
         return self.state_dir / "run.lock"
 
     def prepare(self) -> None:
-        """Create the state folder; seed the working copy from a published file if it is missing."""
+        """Create the state folder; seed the working copy from a published file if it is missing.
+
+        A working copy DuckDB cannot open (a crash or a full disk mid-write) is moved aside and
+        reseeded from the published file, the last good state: otherwise every later run would
+        fail on it. Jobs newer than that state are simply fetched again.
+        """
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        if self.db_path and self.work_db.exists() and not _opens(self.work_db):
+            stamp = time.strftime("%Y%m%dT%H%M%S")
+            self.work_db.rename(self.work_db.with_name(f"work.duckdb.unreadable-{stamp}"))
+            self.work_db.with_name("work.duckdb.wal").unlink(missing_ok=True)
         if self.db_path and not self.work_db.exists() and self.db_path.exists():
             shutil.copyfile(self.db_path, self.work_db)
 
