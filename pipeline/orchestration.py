@@ -84,6 +84,8 @@ def refresh_views(pipeline: dlt.Pipeline) -> list[str]:
     """Apply every view in ``sql/`` (translated to the destination's dialect); returns their names.
 
     Needs only a connection, not the pipeline's local schema, so a fresh worker can run it;
-    the tables it reads exist once :func:`prepare_tables` has run.
+    the tables it reads exist once :func:`prepare_tables` has run. Every ``up-jobs run`` shard
+    also applies missing or changed views, so this step is a safety net, not the only way in.
     """
-    return warehouse.apply_views(pipeline)
+    with warehouse.load_lock(pipeline):
+        return warehouse.apply_views(pipeline).names

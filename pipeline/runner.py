@@ -35,6 +35,7 @@ from pipeline.settings import (
 )
 from pipeline import tables
 from pipeline.source import FetchPlan, FetchStats, table_rows_source, up_jobs_source
+from pipeline.views import AppliedViews, apply_views
 from pipeline.workspace import Workspace
 
 ProgressCallback = Callable[[int, int], None]
@@ -63,6 +64,7 @@ class RunSummary:
     stats: FetchStats = field(default_factory=FetchStats)
     config_problems: list[ConfigProblem] = field(default_factory=list)
     views: list[str] = field(default_factory=list)
+    views_applied: AppliedViews = field(default_factory=AppliedViews)
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
     destination: str | None = None
@@ -236,15 +238,20 @@ def run(
     options = dataclasses.replace(options, destination=options.destination or settings.destination)
     summary = RunSummary(listed=len(jobs), config_problems=job_list.problems)
     summary.destination = None if is_local_duckdb(options.destination) else options.destination
+    if summary.destination:
+        warehouse.check_destination_name(summary.destination)
     workspace = make_workspace(options)  # refuses --shard with a DuckDB file before anything else
     if options.shard is not None and options.destination not in warehouse.LOAD_LOCKING_DESTINATIONS:
         message = (f"shards' load steps are serialised only on {', '.join(warehouse.LOAD_LOCKING_DESTINATIONS)}; "
                    f"on {options.destination} let the orchestrator run one shard's load at a time")
         summary.config_problems.append(ConfigProblem("--shard", message, is_error=False))
     lock_timeout = settings.lock_timeout_seconds if options.lock_timeout_seconds is None else options.lock_timeout_seconds
+    options = dataclasses.replace(options, lock_timeout_seconds=lock_timeout)  # the warehouse lock honours it too
     with workspace.lock(lock_timeout):
         workspace.prepare()
         pipeline = make_pipeline(workspace, options.destination, options.shard)
+        if summary.destination:
+            warehouse.check_connection(pipeline)  # a refused login is a configuration error (exit 2)
         _fetch_and_load(pipeline, workspace, client, jobs, options, concurrency, summary, on_progress)
         started_publish = time.monotonic()
         workspace.publish()
@@ -272,7 +279,7 @@ def _fetch_and_load(
     started = time.monotonic()
     loader = _Loader(pipeline, workspace, summary, options)
     if pipeline.has_pending_data:  # a previous run died after extracting: finish its work first
-        with warehouse.load_lock(pipeline):
+        with warehouse.load_lock(pipeline, options.lock_timeout_seconds, summary.timings):
             loader.load_or_set_aside(refs=())
     plan = plan_fetch(pipeline, jobs, options.refresh)
     summary.timings["read state"] = time.monotonic() - started
@@ -284,7 +291,7 @@ def _fetch_and_load(
         progress(0)  # announces the number of jobs to fetch
     source = with_run_record(up_jobs_source(client, main, summary.stats, concurrency, progress), len(plan.refs))
     summary.load_id = _extract(pipeline, source, client, loader.file_format, summary.timings)
-    with warehouse.load_lock(pipeline):
+    with warehouse.load_lock(pipeline, options.lock_timeout_seconds, summary.timings):
         if not loader.load_or_set_aside(refs=main.refs, timings=summary.timings):
             summary.stats.outcomes[LOAD_FAILED] += summary.stats.outcomes.pop("loaded", 0)
         if suspects:
@@ -293,8 +300,8 @@ def _fetch_and_load(
         prune_loaded_packages(pipeline)
         started_views = time.monotonic()
         warehouse.ensure_tables(pipeline)
-        if options.shard is None or options.shard.index == 0:  # views are applied once, not fought over
-            summary.views = warehouse.apply_views(pipeline)
+        summary.views_applied = apply_views(pipeline)  # every shard: only missing or changed views
+        summary.views = summary.views_applied.names
         summary.timings["views"] = time.monotonic() - started_views
 
 

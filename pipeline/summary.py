@@ -31,6 +31,11 @@ def format_summary(summary: RunSummary) -> str:
         lines.append(f"  older than held {summary.count('stale'):>7}   (not loaded: we hold a newer record)")
     steps = ", ".join(f"{name} {seconds:.1f}" for name, seconds in summary.timings.items())
     lines.append(f"time taken       {summary.seconds:>8.1f} s" + (f"   ({steps})" if steps else ""))
+    applied = summary.views_applied
+    if applied.changed:
+        lines.append(f"views updated    {len(applied.changed):>8}   ({', '.join(applied.changed)})")
+    if applied.restored:
+        lines.append(f"  your views kept {len(applied.restored):>7}   (recreated on the new definitions: {', '.join(applied.restored)})")
     for note, count in sorted(stats.notes.items()):
         lines.append(f"note: {count} job(s) with {note}")
     for package in summary.set_aside:
