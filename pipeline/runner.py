@@ -225,6 +225,7 @@ def run(
     summary = RunSummary(listed=len(jobs), config_problems=job_list.problems)
     summary.destination = None if is_local_duckdb(options.destination) else options.destination
     workspace = make_workspace(options)  # refuses --shard with a DuckDB file before anything else
+    workspace.check_storage_version(settings.duckdb_storage_version)
     if options.shard is not None and options.destination not in warehouse.LOAD_LOCKING_DESTINATIONS:
         message = (f"shards' load steps are serialised only on {', '.join(warehouse.LOAD_LOCKING_DESTINATIONS)}; "
                    f"on {options.destination} let the orchestrator run one shard's load at a time")
@@ -235,7 +236,7 @@ def run(
         pipeline = make_pipeline(workspace, options.destination, options.shard)
         _fetch_and_load(pipeline, client, jobs, options, concurrency, summary, on_progress)
         started_publish = time.monotonic()
-        workspace.publish()
+        workspace.publish(settings.duckdb_storage_version)
         summary.timings["publish"] = time.monotonic() - started_publish
         failpoints.reached("published")
     summary.seconds = time.monotonic() - started
