@@ -16,7 +16,9 @@ from pipeline.settings import DUCKDB_STORAGE_VERSION, ConfigError
 from pipeline.workspace import STAGING_SCHEMA, Workspace, copy_database
 from tests.test_cli import up_jobs
 
-DUCKDB_CLI = Path(sys.executable).with_name("duckdb")  # the `duckdb` command of the duckdb-cli package
+DUCKDB_CLI = Path(sys.executable).with_name("duckdb")  # the `duckdb` command of the duckdb-cli package (test extra)
+if not DUCKDB_CLI.exists():  # pytest not run from the venv's bin: the first `duckdb` on PATH
+    DUCKDB_CLI = Path(shutil.which("duckdb") or "duckdb (pip install duckdb-cli)")
 
 
 def _objects(db: Path) -> dict[str, int]:
