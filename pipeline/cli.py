@@ -7,6 +7,7 @@ Exit codes (also in the README):
   3  the API rejected the key (401/403)
   4  finished, but some jobs failed or were quarantined, or job-list lines were unusable
   5  another run holds the lock on this database
+  6  check: at least one alert fired (the alert lines are on stdout)
   130 interrupted (SIGINT/SIGTERM)
 """
 
@@ -24,6 +25,7 @@ from types import FrameType
 from typing import Callable, Sequence
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_AUTH, EXIT_PARTIAL, EXIT_LOCKED, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 5, 130
+EXIT_ALERTS = 6
 DEFAULT_DB = "up_jobs.duckdb"
 DEFAULT_DEMO_DB = "up_jobs_demo.duckdb"
 
@@ -37,6 +39,7 @@ def _add_run_parser(commands: argparse._SubParsersAction) -> None:  # type: igno
     run.add_argument("--lock-timeout", type=float, help="seconds to wait for another run's lock (default 0)")
     run.add_argument("--destination", help="any dlt destination (postgres, snowflake, bigquery, motherduck…); default: the --db DuckDB file")
     run.add_argument("--shard", help="i/n: load this worker's share of the jobs (0 <= i < n), for parallel workers")
+    run.add_argument("--check", action="store_true", help="after a successful load, run 'up-jobs check' on --db")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,14 +63,37 @@ def build_parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help="print the duration report from a database")
     report.add_argument("--db", default=DEFAULT_DB, help=f"analysis DuckDB file (default {DEFAULT_DB})")
     report.add_argument("--html", help="also write a self-contained HTML report with charts to this file")
+    check = commands.add_parser("check", help="evaluate the alert rules on a database (read-only); exit 6 if any fires")
+    check.add_argument("--db", default=DEFAULT_DB, help=f"analysis DuckDB file (default {DEFAULT_DB})")
+    check.add_argument("--format", choices=("text", "json"), default="text", help="output format (default text)")
+    check.add_argument("--webhook", help="Slack-compatible webhook URL (default: the secret alerts.webhook_url)")
     return parser
 
 
-def _stop_on_signals(stop: threading.Event) -> None:
-    """SIGTERM/SIGINT set ``stop`` (workers finish their request) and raise in the main thread."""
+GRACE_SECONDS = 10.0
+"""After SIGTERM/SIGINT, how long a run may take to stop cleanly before it exits regardless."""
+
+
+def _stop_on_signals(stop: threading.Event, grace_seconds: float = GRACE_SECONDS) -> None:
+    """SIGTERM/SIGINT set ``stop`` and raise in the main thread, which cuts every request's socket.
+
+    If the run still has not ended ``grace_seconds`` later, or a second signal arrives, the
+    process exits 130 at once: what is loaded stays intact (the working copy is transactional,
+    the published file is replaced atomically), and the lock dies with the process.
+    """
+
+    def hard_exit() -> None:
+        sys.stderr.write("up-jobs: interrupted; did not stop cleanly in time, exiting now\n")
+        sys.stderr.flush()
+        os._exit(EXIT_INTERRUPTED)
 
     def handler(signum: int, frame: FrameType | None) -> None:
+        if stop.is_set():
+            hard_exit()
         stop.set()
+        timer = threading.Timer(grace_seconds, hard_exit)
+        timer.daemon = True
+        timer.start()
         raise KeyboardInterrupt(signal.Signals(signum).name)
 
     signal.signal(signal.SIGTERM, handler)
@@ -94,28 +120,52 @@ def _progress_printer(stream = sys.stderr) -> Callable[[int, int], None]:
     return show
 
 
-def _find(error: BaseException, kind: type) -> BaseException | None:
-    """Look through dlt's wrapping (PipelineStepFailed → cause chain) for an error of ``kind``."""
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        if isinstance(current, kind):
-            return current
-        seen.add(id(current))
-        current = current.__cause__ or current.__context__
-    return None
-
-
 def _one_line(error: BaseException) -> str:
     text = str(error).strip().splitlines()
     return text[0] if text else type(error).__name__
+
+
+def _error_log_path(args: argparse.Namespace) -> Path:
+    """Next to the run's private state: ``<db>.work/last_error.log`` (or ``.up_jobs/`` for warehouses)."""
+    from pipeline.workspace import Workspace
+
+    if getattr(args, "destination", None) not in (None, "", "duckdb"):
+        return Path.cwd() / ".up_jobs" / "last_error.log"
+    return Workspace.for_duckdb(Path(getattr(args, "db", DEFAULT_DB)).resolve()).state_dir / "last_error.log"
+
+
+def _write_error_log(error: BaseException, path: Path, redact: Callable[[str], str]) -> Path | None:
+    """The whole chain with tracebacks, for the engineer; the terminal gets one line."""
+    import traceback
+    from datetime import datetime, timezone
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        path.write_text(f"{stamp} up-jobs {' '.join(sys.argv[1:])}\n" + redact("".join(traceback.format_exception(error))), encoding="utf-8")
+        return path
+    except OSError:
+        return None
+
+
+def _redactor() -> Callable[[str], str]:
+    """Redact the configured key (read again here: the failure may predate the settings)."""
+    from pipeline.redact import Redactor
+
+    try:
+        from pipeline.settings import load_settings
+
+        key = load_settings().api_key
+    except Exception:  # noqa: BLE001 - redact at least Bearer values
+        key = None
+    return Redactor(str(key) if key else None).text
 
 
 def command_run(args: argparse.Namespace) -> int:
     import dlt
 
     from pipeline.runner import RunOptions, parse_shard, run
-    from pipeline.settings import load_settings, unknown_keys
+    from pipeline.settings import ConfigError, load_settings, unknown_keys
     from pipeline.summary import format_summary
 
     stop = threading.Event()
@@ -133,7 +183,13 @@ def command_run(args: argparse.Namespace) -> int:
     summary.config_problems[:0] = unknown_keys(dlt.current.run_context().settings_dir, os.environ)
     print(format_summary(summary))
     print(f"destination: {summary.destination}" if summary.destination else f"database: {options.db_path}")
-    return EXIT_PARTIAL if summary.has_problems else EXIT_OK
+    code = EXIT_PARTIAL if summary.has_problems else EXIT_OK
+    if args.check:  # the load succeeded (failures raised above); a run problem (4) outranks alerts (6)
+        if summary.destination:
+            raise ConfigError("--check reads the local DuckDB file; with a warehouse destination query its views")
+        check_code = _check(options.db_path, "text", None, quiet=False)
+        code = code or check_code
+    return code
 
 
 def command_demo(args: argparse.Namespace) -> int:
@@ -162,13 +218,32 @@ def command_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _check(db: Path, output_format: str, webhook: str | None, quiet: bool = True) -> int:
+    import dlt
+
+    from pipeline.alerts.check import format_json, format_text, run_check
+    from pipeline.alerts.config import load_alerts_config, unknown_keys
+
+    result = run_check(db, load_alerts_config(), webhook_url=webhook)
+    result.warnings[:0] = unknown_keys(dlt.current.run_context().settings_dir, os.environ)
+    text = format_json(result) if output_format == "json" else format_text(result)
+    if text or not quiet:
+        print(text or "check: no alerts")
+    return EXIT_ALERTS if result.alerts else EXIT_OK
+
+
+def command_check(args: argparse.Namespace) -> int:
+    return _check(Path(args.db).resolve(), args.format, args.webhook)
+
+
 def _interrupted(error: BaseException) -> int:
     signal_name = str(error) or "SIGINT"
     print(f"up-jobs: interrupted by {signal_name}; loaded data is intact, the next run resumes", file=sys.stderr)
     return EXIT_INTERRUPTED
 
 
-COMMANDS = {"run": command_run, "demo": command_demo, "emulator": command_emulator, "report": command_report}
+COMMANDS = {"run": command_run, "demo": command_demo, "emulator": command_emulator, "report": command_report,
+            "check": command_check}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -183,19 +258,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     from pipeline.settings import ConfigError
     from pipeline.workspace import LockHeld
 
+    from pipeline.errors import innermost, one_line_cause
+
     try:
         return COMMANDS[args.command](args)
     except KeyboardInterrupt as error:
         return _interrupted(error)
     except Exception as error:  # noqa: BLE001 - the edge: every failure becomes one line and a code
-        interrupt = _find(error, KeyboardInterrupt)  # dlt wraps a signal raised inside a step
+        interrupt = innermost(error, KeyboardInterrupt)  # dlt wraps a signal raised inside a step
         if interrupt is not None:
             return _interrupted(interrupt)
+        redact = _redactor()
         for kind, code in ((AuthRejected, EXIT_AUTH), (LockHeld, EXIT_LOCKED), (ConfigError, EXIT_CONFIG),
                            (ConfigurationException, EXIT_CONFIG)):
-            found = _find(error, kind)
+            found = innermost(error, kind)
             if found is not None:
-                print(f"up-jobs: error: {_one_line(found)}", file=sys.stderr)
+                print(f"up-jobs: error: {redact(_one_line(found))}", file=sys.stderr)
                 return code
-        print(f"up-jobs: error: run aborted: {type(error).__name__}: {_one_line(error)}", file=sys.stderr)
+        log = _write_error_log(error, _error_log_path(args), redact)
+        print(f"up-jobs: error: run aborted: {redact(one_line_cause(error))}", file=sys.stderr)
+        if log is not None:
+            print(f"up-jobs: full error chain in {log}", file=sys.stderr)
         return EXIT_FAILED

@@ -29,7 +29,7 @@ def fetch_concurrently(client: UpClient, refs: Iterable[JobRef], concurrency: in
                 for ref in islice(pending_refs, 1):
                     in_flight.add(pool.submit(client.fetch, ref))
     except BaseException:  # AuthRejected, or the consumer closed us (GeneratorExit, Ctrl-C)
-        client.stop.set()
+        client.abort()  # wakes workers blocked on sockets, so shutdown below does not wait on them
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)

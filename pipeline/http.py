@@ -7,12 +7,18 @@ This module adds exactly that: a :class:`RateGate` every worker waits on after a
 jitter, a total-wait budget and an attempt count, on top of keep-alive ``requests`` sessions
 (one per worker thread, pool sized to the concurrency). Non-retryable answers come back as a
 :class:`FetchResult` for the caller to classify; 401/403 raise :class:`AuthRejected`.
+
+Whatever one response does (stall, trickle, lie about its length, fail to decompress, echo
+the key) ends as a FetchResult for that job, never as an exception that aborts the run: every
+request has a total deadline (:mod:`pipeline.deadlines`) and every body is redacted
+(:mod:`pipeline.redact`) before anyone else sees it.
 """
 
 from __future__ import annotations
 
 import os
 import random
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -20,13 +26,14 @@ from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 
 import requests
-from requests.adapters import HTTPAdapter
 
+from pipeline.deadlines import Deadlines, Slot, TrackedAdapter
 from pipeline.job_ids import JobRef
+from pipeline.redact import Redactor
 
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
-RETRYABLE_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
 USER_AGENT = "up-jobs (dlt pipeline)"
+_DELTA_SECONDS = re.compile(r"[0-9]{1,10}")  # ASCII only: "²".isdigit() is True, float("²") fails
 
 
 class AuthRejected(Exception):
@@ -46,6 +53,8 @@ class RetryPolicy:
     max_total_wait_seconds: float = 120.0
     connect_timeout_seconds: float = 10.0
     read_timeout_seconds: float = 30.0
+    request_deadline_seconds: float = 60.0
+    """Connect + headers + body of one attempt; a trickling server is cut off here."""
 
     def backoff(self, attempt: int, rng: random.Random) -> float:
         """Full-jitter exponential backoff (AWS architecture blog), so retries spread out."""
@@ -75,15 +84,15 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if _DELTA_SECONDS.fullmatch(value):
         return float(value)
     try:
         moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+        return max(0.0, moment.timestamp() - (time.time() if now is None else now))
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return max(0.0, moment.timestamp() - (time.time() if now is None else now))
 
 
 class RateGate:
@@ -123,6 +132,7 @@ class UpClient:
         stop: threading.Event | None = None,
     ) -> None:
         self._base_url = base_url.rstrip("/")
+        self.redactor = Redactor(api_key)
         self._headers = {"Authorization": f"Bearer {api_key}", "Accept": "application/json", "User-Agent": USER_AGENT}
         self._policy = policy
         self._pool_size = pool_size
@@ -141,6 +151,7 @@ class UpClient:
         self._sessions_lock = threading.Lock()
         self.gate = RateGate()
         self.stop = stop or threading.Event()
+        self._deadlines = Deadlines()
 
     def __repr__(self) -> str:  # never show the headers, they hold the key
         return f"UpClient(base_url={self._base_url!r})"
@@ -149,7 +160,7 @@ class UpClient:
         session: requests.Session | None = getattr(self._local, "session", None)
         if session is None:
             session = requests.Session()
-            adapter = HTTPAdapter(pool_connections=1, pool_maxsize=self._pool_size, max_retries=0)
+            adapter = TrackedAdapter(pool_connections=1, pool_maxsize=self._pool_size, max_retries=0)
             session.mount("http://", adapter)
             session.mount("https://", adapter)
             session.trust_env = False  # already resolved in _send_options
@@ -157,6 +168,11 @@ class UpClient:
             with self._sessions_lock:
                 self._sessions.append(session)
         return session
+
+    def abort(self) -> None:
+        """Stop now: no new attempts, and every request blocked on a socket returns at once."""
+        self.stop.set()
+        self._deadlines.abort_all()
 
     def close(self) -> None:
         with self._sessions_lock:
@@ -179,9 +195,8 @@ class UpClient:
             attempt += 1
             try:
                 status, body, retry_after = self._get(url)
-            except RETRYABLE_ERRORS as error:
-                last_status, last_problem = None, _describe(error)
-                retry_after = None
+            except _Failed as failure:
+                last_status, last_problem, retry_after = None, failure.problem, None
             else:
                 if status in (401, 403):
                     raise AuthRejected(status)
@@ -204,10 +219,15 @@ class UpClient:
         return FetchResult(ref, last_status, None, attempt, _now(), kind, message)
 
     def _get(self, url: str) -> tuple[int, bytes, float | None]:
+        """One attempt within the total deadline; any failure of the exchange raises _Failed."""
         prepared = requests.Request("GET", url, headers=self._headers).prepare()
-        with self._session().send(prepared, **self._send_options) as response:
-            retry_after = parse_retry_after(response.headers.get("Retry-After"))
-            return response.status_code, self._read_capped(response), retry_after
+        with self._deadlines.request(self._policy.request_deadline_seconds) as slot:
+            try:
+                with self._session().send(prepared, **self._send_options) as response:
+                    retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                    return response.status_code, self.redactor.body(self._read_capped(response)), retry_after
+            except Exception as error:  # noqa: BLE001 - one response must never abort the run
+                raise _Failed(self._describe(error, slot)) from None
 
     def _read_capped(self, response: requests.Response) -> bytes:
         """The body, read no further than one byte past the cap (so oversize is detectable)."""
@@ -229,14 +249,30 @@ class UpClient:
         message = f"HTTP {status}: {_snippet(body[:200])}"
         return FetchResult(ref, status, body, attempts, _now(), kind, message)
 
+    def _describe(self, error: Exception, slot: Slot) -> str:
+        """A short cause without the request object (which would carry headers)."""
+        if slot.aborted:
+            return "the run was stopped"
+        if slot.expired:
+            return f"no complete answer within the {self._policy.request_deadline_seconds:g}s request deadline"
+        if isinstance(error, requests.Timeout):
+            return "request timed out"
+        if isinstance(error, requests.exceptions.ChunkedEncodingError):
+            return "connection dropped mid-body"
+        if isinstance(error, requests.exceptions.ContentDecodingError):
+            return "the body could not be decompressed (Content-Encoding)"
+        if isinstance(error, requests.ConnectionError):
+            return "connection failed or was reset"
+        cause = self.redactor.text(str(error).splitlines()[0] if str(error) else "")[:200]
+        return f"malformed HTTP response ({type(error).__name__}: {cause})"
 
-def _describe(error: Exception) -> str:
-    """A short cause without the request object (which would carry headers)."""
-    if isinstance(error, requests.Timeout):
-        return "request timed out"
-    if isinstance(error, requests.exceptions.ChunkedEncodingError):
-        return "connection dropped mid-body"
-    return "connection failed or was reset"
+
+class _Failed(Exception):
+    """One attempt failed in a way worth retrying; ``problem`` is safe to store."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(problem)
+        self.problem = problem
 
 
 def _snippet(body: bytes | None) -> str:

@@ -7,13 +7,18 @@ never requested. Pure functions; the caller decides how to show the problems.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 import io
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
+
+class JobsFileError(ValueError):
+    """The jobs file as a whole cannot be read; the message says what and where (file:line)."""
+
 
 SAFE_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 CSV_COLUMNS = ("workflow_id", "job_id")
@@ -117,7 +122,7 @@ def parse_jobs_csv(text: str, source_name: str, default_space_id: str | None) ->
     unknown = [name for name in columns if name not in CSV_COLUMNS + OPTIONAL_CSV_COLUMNS]
     if unknown:
         yield ConfigProblem(f"{source_name}:1", f"unknown column(s) ignored: {', '.join(unknown)}", is_error=False)
-    for row in reader:
+    for row in _rows(reader, source_name):
         location = f"{source_name}:{reader.line_num}"
         if not row or all(cell == "" for cell in row):
             continue
@@ -127,6 +132,39 @@ def parse_jobs_csv(text: str, source_name: str, default_space_id: str | None) ->
         values = dict(zip(columns, row + [""] * (len(columns) - len(row))))
         space_id = values.get("space_id") or default_space_id
         yield _make_ref(space_id, values["workflow_id"], values["job_id"], location)
+
+
+def _rows(reader: Any, source_name: str) -> Iterator[list[str]]:
+    """The CSV reader's rows; a line it cannot parse (a field over csv's 131,072-char limit, a NUL)
+    stops the file with its line number rather than a bare csv.Error."""
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            raise JobsFileError(f"{source_name}:{reader.line_num}: {error}") from None
+        yield row
+
+
+def read_jobs_file(path: Path) -> str:
+    """The file's text: UTF-8 (BOM optional) or UTF-16 with a BOM; anything else is named."""
+    if path.is_dir():
+        raise JobsFileError(f"jobs file {path} is a directory, not a CSV file")
+    if not path.exists():
+        raise JobsFileError(f"jobs file {path} does not exist")
+    try:
+        raw = path.read_bytes()
+    except OSError as error:
+        raise JobsFileError(f"jobs file {path} cannot be read: {error.strerror or error}") from None
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:
+            return raw.decode("utf-16")
+        except UnicodeDecodeError as error:
+            raise JobsFileError(f"jobs file {path} starts with a UTF-16 BOM but is not valid UTF-16: {error.reason}") from None
+    if b"\x00" in raw[:4096]:
+        raise JobsFileError(f"jobs file {path} looks like UTF-16 without a BOM; save it as UTF-8")
+    return raw.decode("utf-8", errors="replace")
 
 
 def build_job_list(
@@ -140,7 +178,7 @@ def build_job_list(
         items.extend(parse_config_jobs(config_jobs, default_space_id))
     if jobs_file:
         path = Path(jobs_file)
-        text = path.read_text(encoding="utf-8", errors="replace")
+        text = read_jobs_file(path)
         items.extend(parse_jobs_csv(text, str(path), default_space_id))
     return dedupe(items)
 

@@ -4,13 +4,22 @@ The body is documented at Telestream UP's API reference (workflow job object): s
 ``id``, ``name``, ``workflow_id``, ``workflow_name``, ``progress``, ``state``,
 ``workflow_version``, ``created_at``, ``updated_at``, ``elapsed_time``. The vendor's sample
 wraps each field in a one-element list; that form is unwrapped. Pure functions, no I/O.
+
+Fields the API adds beyond the documented ones are kept, all of them, as one JSON object in
+the text column ``extra_fields``; they never become columns of their own. A column per field
+let one odd value break every later load (a key that collides after name normalisation, an
+empty key, an int in one run and ``"abc"`` in the next, nesting deeper than parquet allows,
+shards that typed the same field differently), and rounded 5.7 to 6 in a column typed by an
+earlier int. JSON text can hold any value the API sends, on every destination.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping
 
 from pipeline.job_ids import JobRef
@@ -20,8 +29,11 @@ KNOWN_STATES = frozenset({"created", "in-process", "succeeded", "failed", "stopp
 TERMINAL_STATES = frozenset({"succeeded", "failed", "stopped"})
 TEXT_FIELDS = ("id", "name", "workflow_id", "workflow_name", "state", "workflow_version", "elapsed_time")
 TIMESTAMP_FIELDS = ("created_at", "updated_at")
-# Columns we compute; an API field of the same name must not silently overwrite them.
-DERIVED_FIELDS = ("space_id", "elapsed_seconds", "elapsed_time_error")
+DOCUMENTED_FIELDS = frozenset((*TEXT_FIELDS, *TIMESTAMP_FIELDS, "progress"))
+EXTRA_FIELDS_COLUMN = "extra_fields"
+# How far ahead of this machine's clock an updated_at may be before it is reported as bogus.
+FUTURE_SKEW = timedelta(minutes=10)
+_UNSAFE_CHARS = re.compile("[\x00\ud800-\udfff]")  # NUL (Postgres text refuses it), lone surrogates
 
 
 class BadRecord(ValueError):
@@ -49,13 +61,29 @@ def unwrap(name: str, value: Any) -> Any:
     return value
 
 
-def _unwrap_field(name: str, value: Any) -> Any:
-    """Documented fields must be scalars; a field the API adds later may legitimately be a list."""
-    if name in TEXT_FIELDS or name in TIMESTAMP_FIELDS or name == "progress":
-        return unwrap(name, value)
-    if isinstance(value, list) and len(value) == 1 and not isinstance(value[0], (list, dict)):
-        return value[0]
+def safe_text(value: str) -> str:
+    """Text every destination stores: NUL and lone surrogates become U+FFFD."""
+    return _UNSAFE_CHARS.sub("\ufffd", value)
+
+
+def safe_json_value(value: Any) -> Any:
+    """A JSON value any JSON reader accepts: safe text, and NaN/Infinity as strings."""
+    if isinstance(value, str):
+        return safe_text(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, list):
+        return [safe_json_value(item) for item in value]
+    if isinstance(value, dict):
+        return {safe_text(str(key)): safe_json_value(item) for key, item in value.items()}
     return value
+
+
+def extra_fields_json(extra: Mapping[str, Any]) -> str | None:
+    """Undocumented fields as one JSON object (sorted keys), or None when there are none."""
+    if not extra:
+        return None
+    return json.dumps(safe_json_value(dict(extra)), ensure_ascii=False, sort_keys=True, allow_nan=False)
 
 
 def parse_timestamp(name: str, value: Any) -> datetime | None:
@@ -66,19 +94,25 @@ def parse_timestamp(name: str, value: Any) -> datetime | None:
         raise BadRecord(f"field {name!r} is not an ISO-8601 timestamp: {value!r:.80}")
     try:
         parsed = datetime.fromisoformat(value.strip())
-    except ValueError as error:
-        raise BadRecord(f"field {name!r} is not an ISO-8601 timestamp: {value!r:.80}") from error
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=timezone.utc)
+        return parsed.astimezone(timezone.utc)
+    except (ValueError, OverflowError) as error:  # 9999-12-31T23:00:00-05:00 overflows in UTC
+        raise BadRecord(f"field {name!r} is not a representable ISO-8601 timestamp: {value!r:.80}") from error
 
 
 def parse_progress(value: Any) -> float | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise BadRecord(f"field 'progress' is not a number: {value!r:.80}")
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # a 400-digit integer
+        raise BadRecord(f"field 'progress' is too large for a number: {len(str(value))} digits") from None
+    if not math.isfinite(number):
+        raise BadRecord(f"field 'progress' is not a finite number: {value!r:.80}")
+    return number
 
 
 def parse_elapsed(value: Any) -> tuple[float | None, str | None]:
@@ -91,38 +125,60 @@ def parse_elapsed(value: Any) -> tuple[float | None, str | None]:
         return None, str(error)
 
 
-def normalize_job(body: Any, ref: JobRef) -> NormalizedJob:
+def _documented_text(fields: Mapping[str, Any]) -> dict[str, str | None]:
+    texts = {}
+    for name in TEXT_FIELDS:
+        value = unwrap(name, fields.get(name))
+        if value is not None and not isinstance(value, str):
+            raise BadRecord(f"field {name!r} is not a string: {value!r:.80}")
+        texts[name] = None if value is None else safe_text(value)
+    return texts
+
+
+def _check_identity(texts: dict[str, str | None], ref: JobRef) -> None:
+    """The body must be the job that was requested, not another job or another workflow's."""
+    if not texts["id"]:
+        raise BadRecord("field 'id' is missing")
+    if texts["id"] != ref.job_id:
+        raise BadRecord(f"field 'id' is {texts['id']!r:.80}, but job {ref.job_id!r} was requested")
+    if texts["workflow_id"] is None:
+        texts["workflow_id"] = ref.workflow_id  # absent: the job is the one we asked for
+    elif texts["workflow_id"] != ref.workflow_id:
+        raise BadRecord(
+            f"field 'workflow_id' is {texts['workflow_id']!r:.80}, but workflow {ref.workflow_id!r} was requested"
+        )
+
+
+def normalize_job(body: Any, ref: JobRef, now: datetime | None = None) -> NormalizedJob:
     """Validate and normalise one job body fetched for ``ref``; raise BadRecord if unusable."""
     if not isinstance(body, Mapping):
         raise BadRecord(f"body is a JSON {type(body).__name__}, expected an object")
-    fields = {str(key): _unwrap_field(str(key), value) for key, value in body.items()}
-    for name in TEXT_FIELDS:
-        value = fields.get(name)
-        if value is not None and not isinstance(value, str):
-            raise BadRecord(f"field {name!r} is not a string: {value!r:.80}")
-    if not fields.get("id"):
-        raise BadRecord("field 'id' is missing")
-    if fields["id"] != ref.job_id:
-        raise BadRecord(f"field 'id' is {fields['id']!r:.80}, but job {ref.job_id!r} was requested")
-    updated_at = parse_timestamp("updated_at", fields.get("updated_at"))
+    texts = _documented_text(body)
+    _check_identity(texts, ref)
+    updated_at = parse_timestamp("updated_at", unwrap("updated_at", body.get("updated_at")))
     if updated_at is None:
         raise BadRecord("field 'updated_at' is missing; it is what tells a newer record from an older one")
 
-    elapsed_seconds, elapsed_error = parse_elapsed(fields.get("elapsed_time"))
-    row = {key: value for key, value in fields.items() if key not in DERIVED_FIELDS}
-    row.update(
-        space_id=ref.space_id,
-        progress=parse_progress(fields.get("progress")),
-        created_at=parse_timestamp("created_at", fields.get("created_at")),
-        updated_at=updated_at,
-        elapsed_seconds=elapsed_seconds,
-        elapsed_time_error=elapsed_error,
-    )
+    elapsed_seconds, elapsed_error = parse_elapsed(texts["elapsed_time"])
+    row: dict[str, Any] = {
+        **texts,
+        "space_id": ref.space_id,
+        "progress": parse_progress(unwrap("progress", body.get("progress"))),
+        "created_at": parse_timestamp("created_at", unwrap("created_at", body.get("created_at"))),
+        "updated_at": updated_at,
+        "elapsed_seconds": elapsed_seconds,
+        "elapsed_time_error": elapsed_error,
+        EXTRA_FIELDS_COLUMN: extra_fields_json({
+            str(key): value for key, value in body.items() if key not in DOCUMENTED_FIELDS
+        }),
+    }
     notes = []
-    if row.get("state") not in KNOWN_STATES:
-        notes.append(f"unknown state {row.get('state')!r}")
+    if row["state"] not in KNOWN_STATES:
+        notes.append(f"unknown state {row['state']!r}")
     if elapsed_error:
         notes.append(f"unparseable elapsed_time: {elapsed_error}")
+    if updated_at > (now or datetime.now(timezone.utc)) + FUTURE_SKEW:
+        notes.append("updated_at in the future (loaded; see data_quality_issues)")
     return NormalizedJob(row, notes)
 
 

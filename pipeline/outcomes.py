@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from pipeline.http import FetchResult
-from pipeline.normalize import BadRecord, NormalizedJob, normalize_job
+from pipeline.job_ids import JobRef
+from pipeline.normalize import FUTURE_SKEW, BadRecord, NormalizedJob, normalize_job
 
 MAX_QUARANTINE_PAYLOAD = 8192
 
@@ -25,6 +26,10 @@ class HeldJob:
 
     updated_at: datetime
     state: str | None
+
+    def is_in_future(self) -> bool:
+        """Held with an updated_at ahead of our clock: not to be trusted as 'newest'."""
+        return self.updated_at > datetime.now(timezone.utc) + FUTURE_SKEW
 
 
 @dataclass
@@ -38,7 +43,8 @@ class Outcome:
     notes: list[str] = field(default_factory=list)
 
 
-def classify(result: FetchResult, held: HeldJob | None) -> Outcome:
+def classify(result: FetchResult, held: HeldJob | None, refresh: bool = False) -> Outcome:
+    """``refresh``: the API's current record is the truth, newer or not than what is held."""
     if result.error_kind == "body_too_large":
         return _quarantined(result, result.message)
     if not result.ok:
@@ -49,7 +55,7 @@ def classify(result: FetchResult, held: HeldJob | None) -> Outcome:
     except (ValueError, RecursionError) as error:  # JSONDecodeError and BadRecord are ValueErrors
         reason = str(error) if isinstance(error, BadRecord) else f"body is not valid JSON: {error}"
         return _quarantined(result, reason)
-    return _compare(job, held)
+    return _compare(job, held, refresh)
 
 
 def _quarantined(result: FetchResult, reason: str) -> Outcome:
@@ -60,10 +66,15 @@ def _quarantined(result: FetchResult, reason: str) -> Outcome:
     )
 
 
-def _compare(job: NormalizedJob, held: HeldJob | None) -> Outcome:
+def _compare(job: NormalizedJob, held: HeldJob | None, refresh: bool) -> Outcome:
+    """Newer loads; with ``refresh``, or when what is held claims a future time, different loads."""
     if held is None or job.updated_at > held.updated_at:
         return Outcome("loaded", job_row=job.row, notes=job.notes)
-    return Outcome("unchanged" if job.updated_at == held.updated_at else "stale", notes=job.notes)
+    if job.updated_at == held.updated_at:
+        return Outcome("unchanged", notes=job.notes)
+    if refresh or held.is_in_future():  # a server clock bug must not pin a job forever
+        return Outcome("loaded", job_row=job.row, notes=[*job.notes, "updated_at went back (replaced what was held)"])
+    return Outcome("stale", notes=job.notes)
 
 
 def error_row(result: FetchResult, kind: str, message: str) -> dict[str, Any]:
@@ -76,6 +87,23 @@ def error_row(result: FetchResult, kind: str, message: str) -> dict[str, Any]:
         "message": message[:1000],
         "attempts": result.attempts,
         "occurred_at": result.fetched_at,
+    }
+
+
+LOAD_FAILED = "load_failed"
+
+
+def load_failed_row(ref: JobRef, message: str) -> dict[str, Any]:
+    """The job's rows were in a package that could not be loaded; the next run retries it apart."""
+    return {
+        "space_id": ref.space_id,
+        "workflow_id": ref.workflow_id,
+        "job_id": ref.job_id,
+        "error_kind": LOAD_FAILED,
+        "http_status": None,
+        "message": message[:1000],
+        "attempts": 0,
+        "occurred_at": datetime.now(timezone.utc),
     }
 
 

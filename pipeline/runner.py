@@ -11,17 +11,19 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import dlt
 from dlt.common.destination import Destination, TDestinationReferenceArg
 from dlt.extract.source import DltSource
 
-from pipeline import failpoints, warehouse
-from pipeline.http import RetryPolicy, UpClient
-from pipeline.job_ids import ConfigProblem, JobList, JobRef, Shard, build_job_list
+from pipeline import failpoints, set_aside, warehouse
+from pipeline.errors import innermost, one_line_cause
+from pipeline.fetch import fetch_concurrently
+from pipeline.http import FetchResult, RetryPolicy, UpClient
+from pipeline.job_ids import ConfigProblem, JobList, JobRef, JobsFileError, Shard, build_job_list
 from pipeline.normalize import TERMINAL_STATES
-from pipeline.outcomes import HeldJob
+from pipeline.outcomes import LOAD_FAILED, HeldJob, load_failed_row
 from pipeline.settings import (
     DATASET_NAME,
     PIPELINE_NAME,
@@ -30,7 +32,8 @@ from pipeline.settings import (
     require_api_key,
     validate_base_url,
 )
-from pipeline.source import FetchPlan, FetchStats, up_jobs_source
+from pipeline import tables
+from pipeline.source import FetchPlan, FetchStats, table_rows_source, up_jobs_source
 from pipeline.workspace import Workspace
 
 ProgressCallback = Callable[[int, int], None]
@@ -63,17 +66,18 @@ class RunSummary:
     timings: dict[str, float] = field(default_factory=dict)
     destination: str | None = None
     load_id: str | None = None
+    set_aside: list[set_aside.SetAside] = field(default_factory=list)
 
     def count(self, status: str) -> int:
         return self.stats.outcomes[status]
 
     @property
     def failed(self) -> int:
-        return self.count("failed") + self.count("quarantined")
+        return self.count("failed") + self.count("quarantined") + self.count(LOAD_FAILED)
 
     @property
     def has_problems(self) -> bool:
-        return self.failed > 0 or any(problem.is_error for problem in self.config_problems)
+        return self.failed > 0 or bool(self.set_aside) or any(problem.is_error for problem in self.config_problems)
 
 
 def make_client(settings: UpJobsConfiguration, concurrency: int, stop: threading.Event) -> UpClient:
@@ -144,13 +148,17 @@ def make_pipeline(workspace: Workspace | None, destination: str | None = None, s
 def jobs_to_fetch(
     jobs: list[JobRef], held: dict[str, HeldJob], open_errors: frozenset[JobRef], refresh: bool
 ) -> list[JobRef]:
-    """Skip jobs already loaded in a terminal state: they cannot change. Errors are retried."""
+    """Skip jobs already loaded in a terminal state: they cannot change. Errors are retried, and so
+    are jobs held with an ``updated_at`` in the future (a server clock bug must not pin them)."""
     if refresh:
         return list(jobs)
     return [
         ref
         for ref in jobs
-        if ref in open_errors or ref.job_id not in held or held[ref.job_id].state not in TERMINAL_STATES
+        if ref in open_errors
+        or ref.job_id not in held
+        or held[ref.job_id].state not in TERMINAL_STATES
+        or held[ref.job_id].is_in_future()
     ]
 
 
@@ -169,17 +177,20 @@ def shard_jobs(jobs: list[JobRef], shard: Shard | None) -> list[JobRef]:
 def plan_fetch(pipeline: dlt.Pipeline, jobs: list[JobRef], refresh: bool) -> FetchPlan:
     """Read what the destination holds, then decide which jobs to request."""
     held = warehouse.held_jobs(pipeline)
-    open_errors = warehouse.open_error_refs(pipeline)
-    return FetchPlan(jobs_to_fetch(jobs, held, open_errors, refresh), held, open_errors)
+    errors = warehouse.open_errors(pipeline)
+    open_errors = frozenset(errors)
+    suspects = frozenset(ref for ref, kind in errors.items() if kind == LOAD_FAILED)
+    return FetchPlan(jobs_to_fetch(jobs, held, open_errors, refresh), held, open_errors, refresh, suspects)
 
 
 def load_job_list(settings: UpJobsConfiguration, jobs_file_option: str | None = None) -> JobList:
     jobs_file = jobs_file_option or settings.jobs_file
     if not settings.jobs and not jobs_file:
         raise ConfigError("no jobs configured: set sources.up_jobs.jobs or jobs_file, or pass --jobs-file")
-    if jobs_file and not Path(jobs_file).is_file():
-        raise ConfigError(f"jobs file {jobs_file} does not exist")
-    return build_job_list(settings.jobs, jobs_file, settings.space_id)
+    try:
+        return build_job_list(settings.jobs, jobs_file, settings.space_id)
+    except JobsFileError as error:
+        raise ConfigError(str(error)) from None
 
 
 def _extract(
@@ -234,7 +245,7 @@ def run(
     with workspace.lock(lock_timeout):
         workspace.prepare()
         pipeline = make_pipeline(workspace, options.destination, options.shard)
-        _fetch_and_load(pipeline, client, jobs, options, concurrency, summary, on_progress)
+        _fetch_and_load(pipeline, workspace, client, jobs, options, concurrency, summary, on_progress)
         started_publish = time.monotonic()
         workspace.publish(settings.duckdb_storage_version)
         summary.timings["publish"] = time.monotonic() - started_publish
@@ -245,6 +256,7 @@ def run(
 
 def _fetch_and_load(
     pipeline: dlt.Pipeline,
+    workspace: Workspace,
     client: UpClient,
     jobs: list[JobRef],
     options: RunOptions,
@@ -252,22 +264,95 @@ def _fetch_and_load(
     summary: RunSummary,
     on_progress: ProgressCallback | None,
 ) -> None:
-    """Finish leftovers, decide what to fetch, fetch, load, then tables and views."""
+    """Finish leftovers, decide what to fetch, fetch, load, then tables and views.
+
+    Jobs whose last load failed ("suspects") are fetched and loaded apart from the rest, split
+    in halves while a load fails, so one bad record is isolated and never sinks the others.
+    """
     started = time.monotonic()
+    loader = _Loader(pipeline, workspace, summary, options)
     if pipeline.has_pending_data:  # a previous run died after extracting: finish its work first
         with warehouse.load_lock(pipeline):
-            _normalize_load(pipeline, {})
+            loader.load_or_set_aside(refs=())
     plan = plan_fetch(pipeline, jobs, options.refresh)
     summary.timings["read state"] = time.monotonic() - started
     summary.skipped_terminal = len(jobs) - len(plan.refs)
-    progress = (lambda done: on_progress(done, len(plan.refs))) if on_progress else None
-    source = up_jobs_source(client, plan, summary.stats, concurrency, progress)
-    file_format = options.loader_file_format or ("parquet" if is_local_duckdb(options.destination) else None)
-    summary.load_id = _extract(pipeline, source, client, file_format, summary.timings)
+    main = dataclasses.replace(plan, refs=[ref for ref in plan.refs if ref not in plan.suspects])
+    suspects = [ref for ref in plan.refs if ref in plan.suspects]
+    progress = (lambda done: on_progress(done, len(main.refs))) if on_progress else None
+    source = up_jobs_source(client, main, summary.stats, concurrency, progress)
+    summary.load_id = _extract(pipeline, source, client, loader.file_format, summary.timings)
     with warehouse.load_lock(pipeline):
-        _normalize_load(pipeline, summary.timings)
+        if not loader.load_or_set_aside(refs=main.refs, timings=summary.timings):
+            summary.stats.outcomes[LOAD_FAILED] += summary.stats.outcomes.pop("loaded", 0)
+        if suspects:
+            loader.load_suspects(list(fetch_concurrently(client, suspects, concurrency)), plan, client, concurrency)
+        loader.record_load_failures()
         started_views = time.monotonic()
         warehouse.ensure_tables(pipeline)
         if options.shard is None or options.shard.index == 0:  # views are applied once, not fought over
             summary.views = warehouse.apply_views(pipeline)
         summary.timings["views"] = time.monotonic() - started_views
+
+
+class _Loader:
+    """Normalise and load pending packages; set aside a package that cannot be loaded."""
+
+    def __init__(self, pipeline: dlt.Pipeline, workspace: Workspace, summary: RunSummary, options: RunOptions) -> None:
+        self.pipeline, self.workspace, self.summary = pipeline, workspace, summary
+        self.file_format = options.loader_file_format or ("parquet" if is_local_duckdb(options.destination) else None)
+        self.failed: dict[JobRef, str] = {}
+
+    def load_or_set_aside(self, refs: Sequence[JobRef], timings: dict[str, float] | None = None) -> bool:
+        """True when the pending packages loaded; False when they were set aside (refs recorded)."""
+        try:
+            _normalize_load(self.pipeline, {} if timings is None else timings)
+            return True
+        except Exception as error:  # noqa: BLE001 - decided below: set aside, or re-raised
+            if innermost(error, KeyboardInterrupt) is not None or not self._should_set_aside(error):
+                raise
+            cause = one_line_cause(error)
+        kept = set_aside.set_aside_pending(self.pipeline, self.workspace.state_dir, cause)
+        self.summary.set_aside.extend(kept)
+        for ref in [*refs, *(ref for package in kept for ref in package.refs)]:
+            self.failed[ref] = f"{cause} (package set aside in {self.workspace.state_dir / 'set_aside'})"
+        return False
+
+    def _should_set_aside(self, error: Exception) -> bool:
+        """Always for normalisation (data); for a load, when dlt says retrying cannot help, or after
+        the same package failed MAX_TRANSIENT_ATTEMPTS runs in a row."""
+        if getattr(error, "step", None) == "normalize" or set_aside.is_terminal(error):
+            return True
+        attempts = set_aside.count_attempt(self.workspace.state_dir, set_aside.pending_load_ids(self.pipeline))
+        return attempts >= set_aside.MAX_TRANSIENT_ATTEMPTS
+
+    def load_suspects(self, results: list[FetchResult], plan: FetchPlan, client: UpClient, concurrency: int) -> None:
+        """Load the suspects' responses, halving every group that fails down to single jobs."""
+        groups = [results]
+        while groups:
+            group = groups.pop()
+            stats = FetchStats()
+            self.pipeline.extract(
+                up_jobs_source(client, plan, stats, concurrency, results=group),
+                loader_file_format=self.file_format,  # type: ignore[arg-type]
+            )
+            if self.load_or_set_aside(refs=[result.ref for result in group]):
+                self.summary.stats.outcomes.update(stats.outcomes)
+                self.summary.stats.notes.update(stats.notes)
+                self.summary.stats.requests += stats.requests
+                self.summary.stats.recovered += stats.recovered
+                for result in group:
+                    self.failed.pop(result.ref, None)
+            elif len(group) > 1:
+                groups += [group[: len(group) // 2], group[len(group) // 2 :]]
+            else:
+                self.summary.stats.outcomes[LOAD_FAILED] += 1
+
+    def record_load_failures(self) -> None:
+        """One bookkeeping load of ``load_failed`` rows, so the jobs show in open_fetch_errors."""
+        if not self.failed:
+            return
+        rows = [load_failed_row(ref, message) for ref, message in sorted(self.failed.items())]
+        self.pipeline.extract(table_rows_source(tables.FETCH_ERRORS, rows))
+        _normalize_load(self.pipeline, {})
+        self.failed.clear()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import os
 import tomllib
 from pathlib import Path
 from typing import List, Mapping, Optional
@@ -47,6 +48,7 @@ class UpJobsConfiguration(BaseConfiguration):
     max_total_wait_seconds: float = RetryPolicy.max_total_wait_seconds
     connect_timeout_seconds: float = RetryPolicy.connect_timeout_seconds
     read_timeout_seconds: float = RetryPolicy.read_timeout_seconds
+    request_deadline_seconds: float = RetryPolicy.request_deadline_seconds
     max_body_bytes: int = 1_048_576
     lock_timeout_seconds: float = 0.0
     destination: Optional[str] = None
@@ -109,9 +111,22 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def require_api_key(api_key: str | None) -> str:
+API_KEY_ENV = "SOURCES__UP_JOBS__API_KEY"
+
+
+def require_api_key(api_key: str | None, environ: Mapping[str, str] | None = None) -> str:
+    """The key, refused (without ever showing it) when a header could not carry it as written.
+
+    A secrets file saved with Windows line endings gives a key ending in CR; sent as is, the
+    HTTP library's error quotes the whole header, key included, into dlt's trace.
+    """
     if not api_key:
-        raise ConfigError(
-            "sources.up_jobs.api_key is not set: put it in .dlt/secrets.toml or SOURCES__UP_JOBS__API_KEY"
-        )
-    return str(api_key)
+        raise ConfigError(f"sources.up_jobs.api_key is not set: put it in .dlt/secrets.toml or {API_KEY_ENV}")
+    key = str(api_key)
+    environ = os.environ if environ is None else environ
+    where = API_KEY_ENV if environ.get(API_KEY_ENV) else ".dlt/secrets.toml (sources.up_jobs.api_key)"
+    if key != key.strip():
+        raise ConfigError(f"the API key from {where} has leading or trailing whitespace (a CR from Windows line endings?); remove it")
+    if any(ord(char) < 0x20 or 0x7F <= ord(char) <= 0x9F or ord(char) > 0xFF for char in key):
+        raise ConfigError(f"the API key from {where} contains control or non-Latin-1 characters; an HTTP header cannot carry it")
+    return key

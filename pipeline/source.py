@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import dlt
 from dlt.common.typing import TDataItem
@@ -21,7 +21,7 @@ from dlt.extract.resource import DltResource
 from pipeline import failpoints, tables
 from pipeline.arrow_rows import rows_to_table
 from pipeline.fetch import fetch_concurrently
-from pipeline.http import UpClient
+from pipeline.http import FetchResult, UpClient
 from pipeline.job_ids import JobRef
 from pipeline.outcomes import HeldJob, classify
 
@@ -73,6 +73,9 @@ class FetchPlan:
     refs: Sequence[JobRef]
     held: dict[str, HeldJob]
     open_errors: frozenset[JobRef]
+    refresh: bool = False
+    suspects: frozenset[JobRef] = frozenset()
+    """Jobs whose last load failed: loaded apart from the rest, so one of them cannot sink the others."""
 
 
 @dlt.source(name="up_jobs", section="up_jobs", max_table_nesting=0)
@@ -82,11 +85,13 @@ def up_jobs_source(
     stats: FetchStats,
     concurrency: int = 16,
     on_progress: Callable[[int], None] | None = None,
+    results: Sequence[FetchResult] | None = None,
 ) -> DltResource:
     """Fetch the plan's jobs and load what changed.
 
     ``plan`` may be a callable, evaluated when extraction starts: a source handed to an
     orchestrator is built long before it runs, and must read the warehouse then, not at build time.
+    ``results``: responses already fetched (a retried load); then nothing is requested.
     """
 
     @dlt.resource(name="up_jobs_fetch")
@@ -99,8 +104,11 @@ def up_jobs_source(
     def _fetch(current: FetchPlan) -> Iterator[TDataItem]:
         held, open_errors = current.held, current.open_errors
         batches: dict[str, list[dict[str, Any]]] = {name: [] for name in tables.COLUMNS}
-        for result in fetch_concurrently(client, current.refs, concurrency):
-            outcome = classify(result, held.get(result.ref.job_id))
+        fetched: Iterable[FetchResult] = (
+            results if results is not None else fetch_concurrently(client, current.refs, concurrency)
+        )
+        for result in fetched:
+            outcome = classify(result, held.get(result.ref.job_id), current.refresh)
             stats.outcomes[outcome.status] += 1
             stats.requests += result.attempts
             stats.notes.update(outcome.notes)
@@ -121,6 +129,12 @@ def up_jobs_source(
         yield from _full_batches(batches, 1)
 
     return fetch_jobs
+
+
+@dlt.source(name="up_jobs", section="up_jobs", max_table_nesting=0)
+def table_rows_source(table: str, rows: list[dict[str, Any]]) -> DltResource:
+    """Rows for one of our tables, in the same schema as :func:`up_jobs_source` (bookkeeping loads)."""
+    return dlt.resource([_to_table(table, rows)], name="up_jobs_fetch")
 
 
 def _full_batches(batches: dict[str, list[dict[str, Any]]], threshold: int) -> Iterator[Any]:

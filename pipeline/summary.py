@@ -18,6 +18,8 @@ def format_summary(summary: RunSummary) -> str:
         f"  failed         {summary.count('failed'):>8}   (see telestream_up.open_fetch_errors)",
         f"  quarantined    {summary.count('quarantined'):>8}   (bad records, see telestream_up.quarantined_records)",
     ]
+    if summary.count("load_failed"):
+        lines.append(f"  load failed    {summary.count('load_failed'):>8}   (in a package set aside; retried next run, see open_fetch_errors)")
     if stats.recovered:
         lines.append(f"  recovered      {stats.recovered:>8}   (earlier fetch errors now fine)")
     if summary.count("stale"):
@@ -26,6 +28,8 @@ def format_summary(summary: RunSummary) -> str:
     lines.append(f"time taken       {summary.seconds:>8.1f} s" + (f"   ({steps})" if steps else ""))
     for note, count in sorted(stats.notes.items()):
         lines.append(f"note: {count} job(s) with {note}")
+    for package in summary.set_aside:
+        lines.append(f"error: {package}")
     problems = summary.config_problems
     for problem in problems[:MAX_PROBLEM_LINES]:
         lines.append(f"{'error' if problem.is_error else 'warning'}: {problem}")

@@ -52,6 +52,7 @@ COLUMNS: dict[str, list[TColumnSchema]] = {
         _text("elapsed_time"),
         _double("elapsed_seconds"),
         _text("elapsed_time_error"),
+        _text("extra_fields"),  # JSON object of the fields the API adds beyond the documented ones
     ],
     FETCH_ERRORS: [
         *_job_key(),

@@ -70,8 +70,13 @@ def held_jobs(pipeline: dlt.Pipeline) -> dict[str, HeldJob]:
 
 
 def open_error_refs(pipeline: dlt.Pipeline) -> frozenset[JobRef]:
-    rows = _query(pipeline, f"select space_id, workflow_id, job_id from {pipeline.dataset_name}.open_fetch_errors")
-    return frozenset(JobRef(*row) for row in rows)
+    return frozenset(open_errors(pipeline))
+
+
+def open_errors(pipeline: dlt.Pipeline) -> dict[JobRef, str]:
+    """Each job whose latest fetch or load failed, with that failure's ``error_kind``."""
+    sql = f"select space_id, workflow_id, job_id, error_kind from {pipeline.dataset_name}.open_fetch_errors"
+    return {JobRef(space_id, workflow_id, job_id): kind for space_id, workflow_id, job_id, kind in _query(pipeline, sql)}
 
 
 def ensure_tables(pipeline: dlt.Pipeline) -> None:

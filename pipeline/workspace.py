@@ -31,6 +31,17 @@ STAGING_SCHEMA = f"{DATASET_NAME}_staging"
 """dlt's merge staging dataset: the working copy needs it, the published file leaves it out."""
 
 
+def _opens(path: Path) -> bool:
+    """False only when DuckDB says the file is not a database it can read (not when it is locked)."""
+    try:
+        duckdb.connect(str(path), read_only=True).close()
+        return True
+    except duckdb.IOException as error:
+        return "lock" in str(error).lower()
+    except duckdb.Error:
+        return False
+
+
 class LockHeld(RuntimeError):
     """Another run holds this database's lock."""
 
@@ -70,9 +81,18 @@ class Workspace:
 
     def prepare(self) -> None:
         """Create the state folder, clear what a failed or killed publish left, and seed the
-        working copy from a published file if it is missing."""
+        working copy from a published file if it is missing.
+
+        A working copy DuckDB cannot open (a crash or a full disk mid-write) is moved aside and
+        reseeded from the published file, the last good state: otherwise every later run would
+        fail on it. Jobs newer than that state are simply fetched again.
+        """
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.remove_leftovers()
+        if self.db_path and self.work_db.exists() and not _opens(self.work_db):
+            stamp = time.strftime("%Y%m%dT%H%M%S")
+            self.work_db.rename(self.work_db.with_name(f"work.duckdb.unreadable-{stamp}"))
+            self.work_db.with_name("work.duckdb.wal").unlink(missing_ok=True)
         if self.db_path and not self.work_db.exists() and self.db_path.exists():
             seed = self.work_db.with_name(f".{self.work_db.name}.{os.getpid()}.tmp")
             try:
@@ -133,6 +153,7 @@ class Workspace:
         check_storage_version(storage_version)
         self.remove_leftovers()
         temporary = self.db_path.with_name(f".{self.db_path.name}.{os.getpid()}.tmp")
+        failure: PublishError | None = None
         try:
             copy_database(self.work_db, temporary, storage_version, skip_schemas=(STAGING_SCHEMA,))
             _fsync(temporary)
@@ -140,10 +161,14 @@ class Workspace:
             os.replace(temporary, self.db_path)
         except Exception as error:
             _remove_database_file(temporary)
-            raise PublishError(f"could not publish {self.db_path} (the previous file is unchanged): {_reason(error)}") from error
+            failure = PublishError(f"could not publish {self.db_path} (the previous file is unchanged): {_reason(error)}")
         except BaseException:
             _remove_database_file(temporary)
             raise
+        if failure is not None:
+            # Raised outside the except block, so not chained: the CLI reports the innermost error
+            # of a chain, and DuckDB's names only the temporary file; this one carries its reason.
+            raise failure
         self.remove_stray_wal()  # one that a writer of the old file made between the two steps
 
     def remove_stray_wal(self) -> None:

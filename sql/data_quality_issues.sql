@@ -1,17 +1,22 @@
 -- data_quality_issues: one row per problem found on a job (key: job_id, problem).
 -- problem is one of: terminal_without_elapsed_time, unparseable_elapsed_time,
 -- elapsed_time_disagrees_with_timestamps (> 1 s apart), elapsed_time_on_running_job,
--- updated_before_created, progress_out_of_range.
+-- updated_before_created, progress_out_of_range, updated_at_in_future (more than 10 minutes
+-- ahead of the time the row was loaded: a server clock bug; such a job is refetched every run
+-- until the API reports a sane time, which then replaces it).
 create or replace view telestream_up.data_quality_issues as
 
 with jobs as (
 
     select
         job_durations.*,
-        workflow_jobs.elapsed_time_error
+        workflow_jobs.elapsed_time_error,
+        loads.inserted_at as loaded_at
     from telestream_up.job_durations
     inner join telestream_up.workflow_jobs
         on workflow_jobs.id = job_durations.job_id
+    left join telestream_up._dlt_loads as loads
+        on loads.load_id = workflow_jobs._dlt_load_id
 
 ),
 
@@ -54,6 +59,12 @@ problems as (
     select job_id, 'progress_out_of_range', 'progress ' || progress
     from jobs
     where progress < 0 or progress > 100
+
+    union all
+
+    select job_id, 'updated_at_in_future', 'updated ' || updated_at || ', loaded ' || loaded_at
+    from jobs
+    where updated_at > loaded_at + interval '10 minutes'
 
 ),
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from datetime import datetime, timezone
 
 import pytest
@@ -82,11 +84,14 @@ def test_unknown_state_is_kept_and_noted():
     assert job.row["state"] == "paused" and job.notes == ["unknown state 'paused'"]
 
 
-def test_fields_added_later_are_kept():
-    job = normalize_job({**VENDOR_SAMPLE, "priority": [5], "tags": ["a", "b"]}, REF)
-    assert job.row["priority"] == 5 and job.row["tags"] == ["a", "b"]
+def test_fields_added_later_are_kept_as_json_text():
+    job = normalize_job({**VENDOR_SAMPLE, "priority": [5], "tags": ["a", "b"], "ratio": 5.7}, REF)
+    assert json.loads(job.row["extra_fields"]) == {"priority": [5], "tags": ["a", "b"], "ratio": 5.7}
+    assert "priority" not in job.row
+    assert normalize_job(VENDOR_SAMPLE, REF).row["extra_fields"] is None
 
 
-def test_api_field_cannot_overwrite_derived_columns():
+def test_api_field_cannot_overwrite_derived_columns_and_is_kept():
     job = normalize_job({**VENDOR_SAMPLE, "space_id": "spoofed", "elapsed_seconds": 1}, REF)
     assert job.row["space_id"] == "space" and job.row["elapsed_seconds"] == pytest.approx(5028.211683)
+    assert json.loads(job.row["extra_fields"]) == {"space_id": "spoofed", "elapsed_seconds": 1}

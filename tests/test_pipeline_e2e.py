@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -145,13 +147,15 @@ def test_views_answer_queries(emulator):
     assert emulator.query("select count(*) from telestream_up.open_fetch_errors") == [(0,)]
 
 
-def test_fields_the_api_adds_later_become_columns(emulator):
+def test_fields_the_api_adds_later_are_kept_in_extra_fields_whatever_their_type(emulator):
+    """An int, then 5.7, then text in the same added field: stored exactly, no load ever fails."""
     emulator.run()
     ref = emulator.store.refs()[0]
-    body = dict(emulator.store.get(ref))
-    body.update(priority=[7], updated_at=format_timestamp(datetime.now(timezone.utc)))
-    emulator.store.put(ref, body)
-    summary = emulator.run(refresh=True)
-    assert summary.count("loaded") == 1
-    assert emulator.query(f"select priority from telestream_up.workflow_jobs where id = '{ref.job_id}'") == [(7,)]
-    assert emulator.query("select count(*) from telestream_up.workflow_jobs where priority is null") == [(59,)]
+    for value in ([7], 5.7, "abc", {"deep": [[[[1]]]]}):
+        body = {**emulator.store.get(ref), "priority": value, "": "empty key", "ID": "x"}
+        body["updated_at"] = format_timestamp(datetime.now(timezone.utc))
+        emulator.store.put(ref, body)
+        assert emulator.run(refresh=True).count("loaded") == 1
+        stored = emulator.query(f"select extra_fields from telestream_up.workflow_jobs where id = '{ref.job_id}'")
+        assert json.loads(stored[0][0]) == {"priority": value, "": "empty key", "ID": "x"}
+    assert emulator.query("select count(*) from telestream_up.workflow_jobs where extra_fields is null") == [(59,)]

@@ -1,0 +1,46 @@
+"""Find the real cause inside dlt's wrapping, and say it in one line.
+
+dlt wraps a failing step as ``PipelineStepFailed: Pipeline execution failed at stage load when
+processing package … with exception:`` followed by the cause on later lines; the first line
+alone names nothing. These helpers walk the ``__cause__``/``__context__`` chain instead.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator, TypeVar
+
+E = TypeVar("E", bound=BaseException)
+MAX_CAUSE_CHARS = 400
+
+
+def chain(error: BaseException) -> Iterator[BaseException]:
+    """The error, then what caused it, outermost first (cycles cut)."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        yield current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+
+
+def innermost(error: BaseException, kind: type[E]) -> E | None:
+    """The outermost error of ``kind`` in the chain (dlt wraps our own errors and signals)."""
+    for link in chain(error):
+        if isinstance(link, kind):
+            return link
+    return None
+
+
+def _first_line(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    return lines[0] if lines else ""
+
+
+def one_line_cause(error: BaseException) -> str:
+    """``Type: message`` of the innermost error that says something, prefixed by dlt's step if any."""
+    links = list(chain(error))
+    step = next((link.step for link in links if isinstance(getattr(link, "step", None), str)), None)
+    cause = next((link for link in reversed(links) if _first_line(link)), links[-1])
+    text = f"{type(cause).__name__}: {_first_line(cause)}" if _first_line(cause) else type(cause).__name__
+    text = text[:MAX_CAUSE_CHARS]
+    return f"{step} step failed: {text}" if step else text
