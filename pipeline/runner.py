@@ -241,6 +241,7 @@ def run(
     if summary.destination:
         warehouse.check_destination_name(summary.destination)
     workspace = make_workspace(options)  # refuses --shard with a DuckDB file before anything else
+    workspace.check_storage_version(settings.duckdb_storage_version)
     if options.shard is not None and options.destination not in warehouse.LOAD_LOCKING_DESTINATIONS:
         message = (f"shards' load steps are serialised only on {', '.join(warehouse.LOAD_LOCKING_DESTINATIONS)}; "
                    f"on {options.destination} let the orchestrator run one shard's load at a time")
@@ -254,7 +255,7 @@ def run(
             warehouse.check_connection(pipeline)  # a refused login is a configuration error (exit 2)
         _fetch_and_load(pipeline, workspace, client, jobs, options, concurrency, summary, on_progress)
         started_publish = time.monotonic()
-        workspace.publish()
+        workspace.publish(settings.duckdb_storage_version)
         summary.timings["publish"] = time.monotonic() - started_publish
         failpoints.reached("published")
     summary.seconds = time.monotonic() - started

@@ -25,6 +25,8 @@ SECTIONS = ("sources", "up_jobs")
 PIPELINE_NAME = "up_jobs"
 DATASET_NAME = "telestream_up"
 DEFAULT_DB_FILE = "up_jobs.duckdb"
+DUCKDB_STORAGE_VERSION = "v1.0.0"
+"""Storage format of the published DuckDB file: DuckDB 0.10.3 and every later release read it (README)."""
 
 
 class ConfigError(ValueError):
@@ -50,6 +52,7 @@ class UpJobsConfiguration(BaseConfiguration):
     max_body_bytes: int = 1_048_576
     lock_timeout_seconds: float = 0.0
     destination: Optional[str] = None
+    duckdb_storage_version: str = DUCKDB_STORAGE_VERSION
 
 
 def load_settings() -> UpJobsConfiguration:
