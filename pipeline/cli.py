@@ -34,6 +34,7 @@ def _add_run_parser(commands: argparse._SubParsersAction) -> None:  # type: igno
     run.add_argument("--db", default=DEFAULT_DB, help=f"analysis DuckDB file (default {DEFAULT_DB})")
     run.add_argument("--jobs-file", help="CSV of jobs (header workflow_id,job_id[,space_id])")
     run.add_argument("--refresh", action="store_true", help="refetch every job, terminal ones too")
+    run.add_argument("--retry-errors", action="store_true", help="retry jobs failing permanently now, not when their backoff ends")
     run.add_argument("--concurrency", type=int, help="parallel requests (default: max_concurrency, 16)")
     run.add_argument("--lock-timeout", type=float, help="seconds to wait for another run's lock (default 0)")
     run.add_argument("--destination", help="any dlt destination (postgres, snowflake, bigquery, motherduck…); default: the --db DuckDB file")
@@ -174,6 +175,7 @@ def command_run(args: argparse.Namespace) -> int:
         db_path=Path(args.db).resolve(),
         jobs_file=args.jobs_file,
         refresh=args.refresh,
+        retry_errors=args.retry_errors,
         concurrency=args.concurrency,
         lock_timeout_seconds=args.lock_timeout,
         destination=args.destination,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
+from datetime import datetime, timezone
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -34,7 +35,8 @@ from pipeline.settings import (
     validate_base_url,
 )
 from pipeline import tables
-from pipeline.source import FetchPlan, FetchStats, table_rows_source, up_jobs_source
+from pipeline.error_state import BackoffPolicy, ErrorState
+from pipeline.source import FetchPlan, FetchStats, error_rows, table_rows_source, up_jobs_source
 from pipeline.views import AppliedViews, apply_views
 from pipeline.workspace import Workspace
 
@@ -46,6 +48,9 @@ class RunOptions:
     db_path: Path
     jobs_file: str | None = None
     refresh: bool = False
+    retry_errors: bool = False
+    """Request jobs whose permanent errors are backing off now, rather than when their backoff ends."""
+    backoff: BackoffPolicy = BackoffPolicy()
     concurrency: int | None = None
     lock_timeout_seconds: float | None = None
     loader_file_format: str | None = None
@@ -61,6 +66,7 @@ class RunOptions:
 class RunSummary:
     listed: int = 0
     skipped_terminal: int = 0
+    backing_off: int = 0
     stats: FetchStats = field(default_factory=FetchStats)
     config_problems: list[ConfigProblem] = field(default_factory=list)
     views: list[str] = field(default_factory=list)
@@ -149,20 +155,27 @@ def make_pipeline(workspace: Workspace | None, destination: str | None = None, s
 
 
 def jobs_to_fetch(
-    jobs: list[JobRef], held: dict[str, HeldJob], open_errors: frozenset[JobRef], refresh: bool
+    jobs: list[JobRef],
+    held: dict[str, HeldJob],
+    errors: dict[JobRef, ErrorState],
+    refresh: bool,
+    retry_errors: bool = False,
 ) -> list[JobRef]:
-    """Skip jobs already loaded in a terminal state: they cannot change. Errors are retried, and so
-    are jobs held with an ``updated_at`` in the future (a server clock bug must not pin them)."""
+    """Skip jobs already loaded in a terminal state: they cannot change, and jobs that keep failing
+    permanently while their backoff lasts. Other errors are retried, and so are jobs held with an
+    ``updated_at`` in the future (a server clock bug must not pin them)."""
     if refresh:
         return list(jobs)
-    return [
-        ref
-        for ref in jobs
-        if ref in open_errors
-        or ref.job_id not in held
-        or held[ref.job_id].state not in TERMINAL_STATES
-        or held[ref.job_id].is_in_future()
-    ]
+    now = datetime.now(timezone.utc)
+    wanted = []
+    for ref in jobs:
+        state = errors.get(ref)
+        if state is not None:
+            if retry_errors or state.is_due(now):
+                wanted.append(ref)
+        elif ref.job_id not in held or held[ref.job_id].state not in TERMINAL_STATES or held[ref.job_id].is_in_future():
+            wanted.append(ref)
+    return wanted
 
 
 def parse_shard(text: str | None) -> Shard | None:
@@ -177,13 +190,17 @@ def shard_jobs(jobs: list[JobRef], shard: Shard | None) -> list[JobRef]:
     return [ref for ref in jobs if shard is None or shard.owns(ref)]
 
 
-def plan_fetch(pipeline: dlt.Pipeline, jobs: list[JobRef], refresh: bool) -> FetchPlan:
+def plan_fetch(
+    pipeline: dlt.Pipeline,
+    jobs: list[JobRef],
+    refresh: bool,
+    retry_errors: bool = False,
+    backoff: BackoffPolicy = BackoffPolicy(),
+) -> FetchPlan:
     """Read what the destination holds, then decide which jobs to request."""
     held = warehouse.held_jobs(pipeline)
-    errors = warehouse.open_errors(pipeline)
-    open_errors = frozenset(errors)
-    suspects = frozenset(ref for ref, kind in errors.items() if kind == LOAD_FAILED)
-    return FetchPlan(jobs_to_fetch(jobs, held, open_errors, refresh), held, open_errors, refresh, suspects)
+    errors = warehouse.error_states(pipeline)
+    return FetchPlan(jobs_to_fetch(jobs, held, errors, refresh, retry_errors), held, errors, refresh, backoff)
 
 
 def load_job_list(settings: UpJobsConfiguration, jobs_file_option: str | None = None) -> JobList:
@@ -235,7 +252,8 @@ def run(
     concurrency = max(1, options.concurrency or settings.max_concurrency)
     client = make_client(settings, concurrency, stop or threading.Event())
     jobs = shard_jobs(job_list.jobs, options.shard)
-    options = dataclasses.replace(options, destination=options.destination or settings.destination)
+    backoff = BackoffPolicy(settings.dead_job_after_failures, settings.dead_job_backoff_hours, settings.dead_job_max_backoff_hours)
+    options = dataclasses.replace(options, destination=options.destination or settings.destination, backoff=backoff)
     summary = RunSummary(listed=len(jobs), config_problems=job_list.problems)
     summary.destination = None if is_local_duckdb(options.destination) else options.destination
     if summary.destination:
@@ -282,9 +300,11 @@ def _fetch_and_load(
     if pipeline.has_pending_data:  # a previous run died after extracting: finish its work first
         with warehouse.load_lock(pipeline, options.lock_timeout_seconds, summary.timings):
             loader.load_or_set_aside(refs=())
-    plan = plan_fetch(pipeline, jobs, options.refresh)
+    plan = plan_fetch(pipeline, jobs, options.refresh, options.retry_errors, options.backoff)
     summary.timings["read state"] = time.monotonic() - started
-    summary.skipped_terminal = len(jobs) - len(plan.refs)
+    requested = set(plan.refs)
+    summary.backing_off = sum(1 for ref in plan.error_states if ref not in requested and ref in set(jobs))
+    summary.skipped_terminal = len(jobs) - len(plan.refs) - summary.backing_off
     main = dataclasses.replace(plan, refs=[ref for ref in plan.refs if ref not in plan.suspects])
     suspects = [ref for ref in plan.refs if ref in plan.suspects]
     progress = (lambda done: on_progress(done, len(main.refs))) if on_progress else None
@@ -297,7 +317,7 @@ def _fetch_and_load(
             summary.stats.outcomes[LOAD_FAILED] += summary.stats.outcomes.pop("loaded", 0)
         if suspects:
             loader.load_suspects(list(fetch_concurrently(client, suspects, concurrency)), plan, client, concurrency)
-        loader.record_load_failures()
+        loader.record_load_failures(plan)
         prune_loaded_packages(pipeline)
         started_views = time.monotonic()
         warehouse.ensure_tables(pipeline)
@@ -359,11 +379,12 @@ class _Loader:
             else:
                 self.summary.stats.outcomes[LOAD_FAILED] += 1
 
-    def record_load_failures(self) -> None:
-        """One bookkeeping load of ``load_failed`` rows, so the jobs show in open_fetch_errors."""
+    def record_load_failures(self, plan: FetchPlan) -> None:
+        """One bookkeeping load of ``load_failed`` errors, so the jobs show in open_fetch_errors."""
         if not self.failed:
             return
-        rows = [load_failed_row(ref, message) for ref, message in sorted(self.failed.items())]
-        self.pipeline.extract(table_rows_source(tables.FETCH_ERRORS, rows))
+        now = datetime.now(timezone.utc)
+        rows = [row for ref, message in sorted(self.failed.items()) for row in error_rows(ref, load_failed_row(ref, message), plan, now)]
+        self.pipeline.extract(table_rows_source(rows))
         _normalize_load(self.pipeline, {})
         self.failed.clear()

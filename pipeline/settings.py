@@ -18,6 +18,7 @@ from dlt.common.configuration import configspec, resolve_configuration
 from dlt.common.configuration.specs import BaseConfiguration
 from dlt.common.typing import TSecretStrValue
 
+from pipeline.error_state import BackoffPolicy
 from pipeline.http import RetryPolicy
 from pipeline.job_ids import ConfigProblem
 
@@ -51,6 +52,10 @@ class UpJobsConfiguration(BaseConfiguration):
     request_deadline_seconds: float = RetryPolicy.request_deadline_seconds
     max_body_bytes: int = 1_048_576
     lock_timeout_seconds: float = 0.0
+    # dead jobs: a 404 or malformed body this many runs in a row waits, doubling up to the max
+    dead_job_after_failures: int = BackoffPolicy.after_failures
+    dead_job_backoff_hours: float = BackoffPolicy.base_hours
+    dead_job_max_backoff_hours: float = BackoffPolicy.max_hours
     destination: Optional[str] = None
     duckdb_storage_version: str = DUCKDB_STORAGE_VERSION
 

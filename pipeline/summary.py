@@ -12,6 +12,8 @@ def format_summary(summary: RunSummary) -> str:
     lines = [
         f"jobs listed      {summary.listed:>8}",
         f"  skipped        {summary.skipped_terminal:>8}   (already loaded in a terminal state)",
+        *([f"  backing off    {summary.backing_off:>8}   (failing permanently; retried later, see open_fetch_errors.next_attempt_at)"]
+          if summary.backing_off else []),
         f"  fetched        {stats.fetched:>8}   ({stats.requests} HTTP requests)",
         f"  loaded         {summary.count('loaded'):>8}   (new or newer updated_at)",
         f"  unchanged      {summary.count('unchanged') + summary.count('stale'):>8}",

@@ -15,6 +15,7 @@ WORKFLOW_JOBS = "workflow_jobs"
 FETCH_ERRORS = "fetch_errors"
 QUARANTINE = "quarantined_records"
 RECOVERIES = "fetch_recoveries"
+ERROR_STATE = "fetch_error_state"
 
 
 def _text(name: str, nullable: bool = True) -> TColumnSchema:
@@ -72,13 +73,27 @@ COLUMNS: dict[str, list[TColumnSchema]] = {
         _timestamp("received_at"),
     ],
     RECOVERIES: [*_job_key(), _timestamp("recovered_at")],
+    ERROR_STATE: [
+        *({**column, "nullable": False, "primary_key": True} for column in _job_key()),  # type: ignore[typeddict-item]
+        _text("error_kind"),
+        _bigint("http_status"),
+        _text("message"),
+        _bigint("attempts"),
+        _timestamp("first_failed_at"),
+        _timestamp("last_failed_at"),
+        _bigint("consecutive_failures"),
+        _timestamp("next_attempt_at"),
+        _timestamp("recovered_at"),
+    ],
 }
+PRIMARY_KEY: dict[str, list[str]] = {WORKFLOW_JOBS: ["id"], ERROR_STATE: ["space_id", "workflow_id", "job_id"]}
 
 WRITE_DISPOSITION: dict[str, TWriteDispositionConfig] = {
     WORKFLOW_JOBS: TMergeDispositionDict(disposition="merge", strategy="delete-insert"),
     FETCH_ERRORS: "append",
     QUARANTINE: "append",
     RECOVERIES: "append",
+    ERROR_STATE: TMergeDispositionDict(disposition="merge", strategy="delete-insert"),
 }
 
 
@@ -96,6 +111,6 @@ def empty_table_schemas() -> list[TTableSchema]:
     """Table schemas (with dlt's own columns) for creating every table before any row arrives."""
     schemas = []
     for table, columns in COLUMNS.items():
-        disposition: TWriteDisposition = "merge" if table == WORKFLOW_JOBS else "append"
+        disposition: TWriteDisposition = "merge" if table in PRIMARY_KEY else "append"
         schemas.append(new_table(table, write_disposition=disposition, columns=[*columns, *_DLT_COLUMNS]))
     return schemas

@@ -20,6 +20,7 @@ from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
 from pipeline import tables
 from pipeline.job_ids import JobRef
+from pipeline.error_state import ErrorState
 from pipeline.outcomes import HeldJob
 from pipeline.settings import ConfigError
 from pipeline.views import (  # noqa: F401 - re-exported: the views' home was this module
@@ -117,13 +118,26 @@ def held_jobs(pipeline: dlt.Pipeline) -> dict[str, HeldJob]:
 
 
 def open_error_refs(pipeline: dlt.Pipeline) -> frozenset[JobRef]:
-    return frozenset(open_errors(pipeline))
+    return frozenset(error_states(pipeline))
 
 
-def open_errors(pipeline: dlt.Pipeline) -> dict[JobRef, str]:
-    """Each job whose latest fetch or load failed, with that failure's ``error_kind``."""
-    sql = f"select space_id, workflow_id, job_id, error_kind from {pipeline.dataset_name}.open_fetch_errors"
-    return {JobRef(space_id, workflow_id, job_id): kind for space_id, workflow_id, job_id, kind in _query(pipeline, sql)}
+def error_states(pipeline: dlt.Pipeline) -> dict[JobRef, ErrorState]:
+    """Each job whose latest fetch or load failed: from ``fetch_error_state`` (the pipeline's own
+    table); errors recorded before that table existed come from the view's stable columns."""
+    dataset = pipeline.dataset_name
+    states = {
+        JobRef(*row[:3]): ErrorState(*row[3:])
+        for row in _query(pipeline, (
+            "select space_id, workflow_id, job_id, error_kind, http_status, consecutive_failures, first_failed_at, "
+            f"last_failed_at, next_attempt_at from {dataset}.{tables.ERROR_STATE} where recovered_at is null"
+        ))
+    }
+    legacy = _query(pipeline, (
+        f"select space_id, workflow_id, job_id, error_kind, http_status, failed_runs, occurred_at from {dataset}.open_fetch_errors"
+    ))
+    for space_id, workflow_id, job_id, kind, status, failed_runs, occurred_at in legacy:
+        states.setdefault(JobRef(space_id, workflow_id, job_id), ErrorState(kind, status, failed_runs, occurred_at, occurred_at, None))
+    return states
 
 
 def ensure_tables(pipeline: dlt.Pipeline) -> None:

@@ -52,6 +52,7 @@ def _special_jobs() -> list[tuple[JobRef, dict]]:
     add(6, "dq00", "in-process", start, NOW, progress=150)
     add(7, "dq00", "in-process", start, NOW, progress=-1)
     add(8, "solo", "succeeded", start, start + timedelta(minutes=3))
+    add(9, "dq00", "in-process", start, NOW + timedelta(days=3))  # a server clock ahead of ours
     day0 = datetime(NOW.year, NOW.month, NOW.day, 1, tzinfo=timezone.utc) - timedelta(days=21)
     for day in range(20):  # twenty days of ~10-minute jobs, then (yesterday) one day of ~40-minute jobs
         for slot, minutes in enumerate((9, 10, 11)):
