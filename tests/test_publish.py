@@ -123,12 +123,12 @@ def test_a_writers_stray_wal_is_removed_by_the_next_publish(emulator):
 
 @pytest.fixture
 def small_disk(tmp_path: Path):
-    """A 4 MB tmpfs for the analysis file (the working copy stays on the normal disk)."""
+    """An 8 MB tmpfs for the analysis file (the working copy stays on the normal disk)."""
     if os.geteuid() != 0:
         pytest.skip("mounting a tmpfs needs root (developers' machines and CI run as root)")
     disk = tmp_path / "disk"
     disk.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)], check=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(disk)], check=True)
     try:
         yield disk
     finally:
