@@ -34,6 +34,10 @@ def _timestamp(name: str) -> TColumnSchema:
     return {"name": name, "data_type": "timestamp", "timezone": True, "nullable": True}
 
 
+def _key_column(name: str) -> TColumnSchema:
+    return {"name": name, "data_type": "text", "nullable": False, "primary_key": True}
+
+
 def _job_key() -> list[TColumnSchema]:
     return [_text("space_id"), _text("workflow_id"), _text("job_id")]
 
@@ -74,7 +78,7 @@ COLUMNS: dict[str, list[TColumnSchema]] = {
     ],
     RECOVERIES: [*_job_key(), _timestamp("recovered_at")],
     ERROR_STATE: [
-        *({**column, "nullable": False, "primary_key": True} for column in _job_key()),  # type: ignore[typeddict-item]
+        *(_key_column(name) for name in ("space_id", "workflow_id", "job_id")),
         _text("error_kind"),
         _bigint("http_status"),
         _text("message"),

@@ -69,7 +69,7 @@ def load_lock(
     limit = timeout_seconds if timeout_seconds and timeout_seconds > 0 else DEFAULT_LOAD_LOCK_WAIT_SECONDS
     with pipeline.sql_client() as client:
         started = time.monotonic()
-        while not client.execute_sql("select pg_try_advisory_lock(%s)", LOAD_LOCK_KEY)[0][0]:
+        while not (client.execute_sql("select pg_try_advisory_lock(%s)", LOAD_LOCK_KEY) or [[False]])[0][0]:
             waited = time.monotonic() - started
             if waited >= limit:
                 raise LockHeld(lock_holder_message(client, waited))
