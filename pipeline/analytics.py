@@ -22,6 +22,8 @@ DB_ENV = "UP_JOBS_DB"
 DB_NAMES = ("up_jobs.duckdb", "up_jobs_demo.duckdb")  # a real run's default --db, then the demo's
 
 
+__all__ = ["find_database", "connect", "read_sql", "read_view"]  # the public API; the rest may change
+
 def find_database(start: str | Path | None = None, names: tuple[str, ...] = DB_NAMES) -> Path:
     """The analysis database a notebook means: ``$UP_JOBS_DB``, else the first of ``names`` found in
     the working folder or one of its parents.

@@ -34,6 +34,8 @@ from pipeline.settings import UpJobsConfiguration, load_settings
 from pipeline.source import FetchPlan, FetchStats, up_jobs_source
 
 
+__all__ = ["shard_pipeline", "up_jobs", "prepare_tables", "refresh_views"]  # the public API; the rest may change
+
 def shard_pipeline(destination: str, shard: str | None = None) -> dlt.Pipeline:
     """``shard`` as on the command line, ``"i/n"``; None for one worker."""
     return make_pipeline(None, destination, parse_shard(shard))

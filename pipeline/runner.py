@@ -195,9 +195,10 @@ def plan_fetch(
     jobs: list[JobRef],
     refresh: bool,
     retry_errors: bool = False,
-    backoff: BackoffPolicy = BackoffPolicy(),
+    backoff: BackoffPolicy | None = None,
 ) -> FetchPlan:
     """Read what the destination holds, then decide which jobs to request."""
+    backoff = backoff or BackoffPolicy()
     held = warehouse.held_jobs(pipeline)
     errors = warehouse.error_states(pipeline)
     return FetchPlan(jobs_to_fetch(jobs, held, errors, refresh, retry_errors), held, errors, refresh, backoff)

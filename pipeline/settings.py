@@ -25,7 +25,6 @@ from pipeline.job_ids import ConfigProblem
 SECTIONS = ("sources", "up_jobs")
 PIPELINE_NAME = "up_jobs"
 DATASET_NAME = "telestream_up"
-DEFAULT_DB_FILE = "up_jobs.duckdb"
 DUCKDB_STORAGE_VERSION = "v1.0.0"
 """Storage format of the published DuckDB file: DuckDB 0.10.3 and every later release read it (README)."""
 
