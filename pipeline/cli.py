@@ -263,11 +263,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("dlt").setLevel(logging.WARNING)
     from dlt.common.configuration.exceptions import ConfigurationException
 
+    from pipeline.errors import innermost, one_line_cause
     from pipeline.http import AuthRejected
     from pipeline.settings import ConfigError
     from pipeline.workspace import LockHeld
-
-    from pipeline.errors import innermost, one_line_cause
 
     try:
         return COMMANDS[args.command](args)

@@ -33,7 +33,6 @@ from pipeline.runner import (
 from pipeline.settings import UpJobsConfiguration, load_settings
 from pipeline.source import FetchPlan, FetchStats, up_jobs_source
 
-
 __all__ = ["shard_pipeline", "up_jobs", "prepare_tables", "refresh_views"]  # the public API; the rest may change
 
 def shard_pipeline(destination: str, shard: str | None = None) -> dlt.Pipeline:

@@ -19,15 +19,15 @@ from dlt.common.destination.exceptions import DestinationUndefinedEntity, Unknow
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
 from pipeline import tables
-from pipeline.job_ids import JobRef
 from pipeline.error_state import ErrorState
+from pipeline.job_ids import JobRef
 from pipeline.outcomes import HeldJob
 from pipeline.settings import ConfigError
 from pipeline.views import (  # noqa: F401 - re-exported: the views' home was this module
     ViewError,
     apply_views,
-    destination_kind,
     check_runs_on,
+    destination_kind,
     translate,
     view_sources,
 )

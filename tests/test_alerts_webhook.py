@@ -18,9 +18,9 @@ from typing import Any, Iterator
 import pytest
 
 from pipeline.alerts.check import run_check
-from pipeline.cli import main
 from pipeline.alerts.config import AlertsConfiguration
 from pipeline.alerts.state import STATE_FILE
+from pipeline.cli import main
 from tests.alerts_data import HOUR, NOW, Crafted, template_db
 from tests.conftest import REPO, start_emulator
 

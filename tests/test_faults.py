@@ -9,11 +9,12 @@ import time
 import pytest
 
 from pipeline.emulator import FaultPlan
-from pipeline.emulator.server import malformed_payload
 from pipeline.emulator.faults import MALFORMED_KINDS
+from pipeline.emulator.server import malformed_payload
 from pipeline.http import RateGate, parse_retry_after
 from pipeline.timespan import parse_timespan_seconds
 from tests.conftest import start_emulator
+
 
 @pytest.fixture
 def emulator(any_emulator):

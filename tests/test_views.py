@@ -235,7 +235,6 @@ def test_duration_from_timestamps_is_exact_to_the_microsecond(loaded):
 def test_views_work_on_an_empty_database(tmp_path):
     """A first run where every job fails still leaves every view queryable (and empty)."""
     from pipeline.emulator import FaultPlan
-
     from pipeline.summary import format_summary
 
     for emulator in start_emulator(tmp_path, jobs=3, faults=FaultPlan(rates={"not_found": 1.0})):

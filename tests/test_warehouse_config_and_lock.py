@@ -23,7 +23,6 @@ needs_postgres = pytest.mark.skipif(not _POSTGRES, reason="no PostgreSQL at UP_J
 def test_a_held_load_lock_times_out_naming_its_holder(tmp_path, postgres_database):
     """Another session holds the advisory lock: a shard run with --lock-timeout 1 exits 5 after
     about 1 s naming that session; the data it fetched loads on the next run."""
-    import psycopg2
 
     for emulator in start_emulator(tmp_path, api_key=SECRET_KEY, destination="postgres", dsn=postgres_database):
         env = {**emulator.env(), "DESTINATION__POSTGRES__CREDENTIALS": postgres_database}
