@@ -5,6 +5,8 @@
     python -m bench strategies            # our thread pool vs dlt parallelized/defer, fetch only
     python -m bench faults --jobs 2000    # the fault matrix on a bigger run
     python -m bench loading --jobs 100000 # load cost alone: dlt dicts/arrow vs a plain DuckDB insert
+    python -m bench publishing --jobs 100000  # publish cost alone: working copy → analysis file
+    python -m bench readers --db up_jobs_demo.duckdb  # which DuckDB releases open the published file
 
 The pipeline runs as a real ``python -m pipeline run`` subprocess (as cron runs it), so its
 peak RSS is measured alone (``os.wait4``), not mixed with the emulator's.
@@ -80,7 +82,7 @@ def sequential_baseline(base_url: str, store: JobStore, db: Path) -> float:
     for ref in store.refs():
         body = session.get(f"{base_url}/{ref.path()}", timeout=30).json()
         rows.append(normalize_job(body, ref).row)
-    frame = pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)  # noqa: F841 - read by name by DuckDB's replacement scan below
     with duckdb.connect(str(db)) as connection:
         connection.execute("create or replace table jobs as select * from frame")
     return time.monotonic() - started
@@ -179,16 +181,34 @@ def loading_main(args: argparse.Namespace) -> None:
     compare(args.jobs)
 
 
+def publishing_main(args: argparse.Namespace) -> None:
+    from bench.publishing import measure
+
+    measure(args.jobs)
+
+
+def readers_main(args: argparse.Namespace) -> None:
+    from bench.readers import check
+
+    db = Path(args.db).resolve()
+    if not db.is_file():
+        raise SystemExit(f"{db} does not exist: run `up-jobs demo` first, or pass --db")
+    if not check(db):
+        raise SystemExit(1)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
-    parser.add_argument("mode", nargs="?", default="pipeline", choices=["pipeline", "faults", "strategies", "loading"])
+    parser.add_argument("mode", nargs="?", default="pipeline", choices=["pipeline", "faults", "strategies", "loading", "publishing", "readers"])
     parser.add_argument("--jobs", type=int, default=5000)
     parser.add_argument("--latency-ms", type=float, default=50)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--db", default="up_jobs_demo.duckdb", help="published file for `readers`")
     parser.add_argument("--rerun-jobs", type=int, default=100_000, help="jobs for the all-terminal re-run (0 = skip)")
     parser.add_argument("--memory-jobs", type=int, default=100_000, help="jobs for the L=0 memory run (0 = skip)")
     args = parser.parse_args()
-    modes = {"pipeline": bench_main, "faults": faults_main, "strategies": strategies_main, "loading": loading_main}
+    modes = {"pipeline": bench_main, "faults": faults_main, "strategies": strategies_main, "loading": loading_main,
+             "publishing": publishing_main, "readers": readers_main}
     modes[args.mode](args)
 
 

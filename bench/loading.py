@@ -44,7 +44,7 @@ def _dlt_load(rows: list[dict[str, Any]], folder: Path, file_format: str | None,
 def _plain_duckdb(rows: list[dict[str, Any]], folder: Path) -> None:
     import pandas as pd
 
-    frame = pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)  # noqa: F841 - read by name by DuckDB's replacement scan below
     with duckdb.connect(str(folder / "plain.duckdb")) as connection:
         connection.execute("create table workflow_jobs as select * from frame")
 

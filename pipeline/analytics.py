@@ -9,6 +9,7 @@ before returning, so notebooks do not hold locks between cells.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -17,6 +18,34 @@ import pandas as pd
 
 DATASET = "telestream_up"
 _NAME = re.compile(r"[a-z_][a-z0-9_]*")
+DB_ENV = "UP_JOBS_DB"
+DB_NAMES = ("up_jobs.duckdb", "up_jobs_demo.duckdb")  # a real run's default --db, then the demo's
+
+
+__all__ = ["find_database", "connect", "read_sql", "read_view"]  # the public API; the rest may change
+
+def find_database(start: str | Path | None = None, names: tuple[str, ...] = DB_NAMES) -> Path:
+    """The analysis database a notebook means: ``$UP_JOBS_DB``, else the first of ``names`` found in
+    the working folder or one of its parents.
+
+    ``jupyter lab notebooks/`` starts kernels in ``notebooks/``, while ``up-jobs demo`` leaves its
+    file in the project root: looking upwards finds it from either place.
+    """
+    configured = os.environ.get(DB_ENV)
+    if configured:
+        path = Path(configured).expanduser().resolve()
+        if not path.is_file():
+            raise FileNotFoundError(f"{DB_ENV}={configured} does not exist (resolved: {path})")
+        return path
+    folder = Path(start or Path.cwd()).resolve()
+    searched = [folder, *folder.parents]
+    for candidate in (place / name for place in searched for name in names):
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(
+        f"no {' or '.join(names)} in {folder} or its parent folders; run `up-jobs demo` in the project "
+        f"folder, or set {DB_ENV} to the database file"
+    )
 
 
 def connect(db_path: str | Path = "up_jobs.duckdb") -> duckdb.DuckDBPyConnection:

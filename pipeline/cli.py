@@ -19,10 +19,9 @@ import os
 import signal
 import sys
 import threading
-import time
 from pathlib import Path
 from types import FrameType
-from typing import Callable, Sequence
+from typing import Callable, Sequence, TextIO
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_AUTH, EXIT_PARTIAL, EXIT_LOCKED, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 5, 130
 EXIT_ALERTS = 6
@@ -35,6 +34,7 @@ def _add_run_parser(commands: argparse._SubParsersAction) -> None:  # type: igno
     run.add_argument("--db", default=DEFAULT_DB, help=f"analysis DuckDB file (default {DEFAULT_DB})")
     run.add_argument("--jobs-file", help="CSV of jobs (header workflow_id,job_id[,space_id])")
     run.add_argument("--refresh", action="store_true", help="refetch every job, terminal ones too")
+    run.add_argument("--retry-errors", action="store_true", help="retry jobs failing permanently now, not when their backoff ends")
     run.add_argument("--concurrency", type=int, help="parallel requests (default: max_concurrency, 16)")
     run.add_argument("--lock-timeout", type=float, help="seconds to wait for another run's lock (default 0)")
     run.add_argument("--destination", help="any dlt destination (postgres, snowflake, bigquery, motherduck…); default: the --db DuckDB file")
@@ -44,10 +44,7 @@ def _add_run_parser(commands: argparse._SubParsersAction) -> None:  # type: igno
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="up-jobs", description="Telestream UP workflow jobs into DuckDB.")
-    parser.add_argument(
-        "--project-dir",
-        help="folder holding .dlt/ (config and secrets); default: the current folder. Use it from cron.",
-    )
+    _add_project_dir(parser, default=None)
     commands = parser.add_subparsers(dest="command", required=True)
     _add_run_parser(commands)
     demo = commands.add_parser("demo", help="run end to end against the built-in emulator, then report")
@@ -67,7 +64,22 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--db", default=DEFAULT_DB, help=f"analysis DuckDB file (default {DEFAULT_DB})")
     check.add_argument("--format", choices=("text", "json"), default="text", help="output format (default text)")
     check.add_argument("--webhook", help="Slack-compatible webhook URL (default: the secret alerts.webhook_url)")
+    for subcommand in commands.choices.values():
+        _add_project_dir(subcommand, default=argparse.SUPPRESS)
     return parser
+
+
+def _add_project_dir(parser: argparse.ArgumentParser, default: object) -> None:
+    """Accepted before and after the subcommand (cron lines are written both ways).
+
+    After the subcommand its default is SUPPRESS, so an absent option there keeps the value given
+    before it instead of resetting it to None.
+    """
+    parser.add_argument(
+        "--project-dir",
+        default=default,
+        help="folder holding .dlt/ (config and secrets); default: the current folder. Use it from cron.",
+    )
 
 
 GRACE_SECONDS = 10.0
@@ -100,24 +112,11 @@ def _stop_on_signals(stop: threading.Event, grace_seconds: float = GRACE_SECONDS
     signal.signal(signal.SIGINT, handler)
 
 
-def _progress_printer(stream = sys.stderr) -> Callable[[int, int], None]:
-    """A live line on a terminal; a line per 10% for cron logs."""
-    started, last_tenth = time.monotonic(), [-1]
-    interactive = stream.isatty()
+def _progress_printer(stream: TextIO = sys.stderr) -> Callable[[int, int], None]:
+    """A live line on a terminal; timestamped lines (per 10 % or minute) for cron logs."""
+    from pipeline.runlog import ProgressLog
 
-    def show(done: int, total: int) -> None:
-        elapsed = max(time.monotonic() - started, 1e-6)
-        rate = done / elapsed
-        eta = (total - done) / rate if rate else 0
-        line = f"fetched {done}/{total} jobs, {rate:.0f} jobs/s, ETA {eta:.0f} s"
-        if interactive:
-            stream.write("\r" + line + ("\n" if done == total else ""))
-            stream.flush()
-        elif total and done * 10 // total > last_tenth[0]:
-            last_tenth[0] = done * 10 // total
-            stream.write(line + "\n")
-
-    return show
+    return ProgressLog(stream, announce=sys.stdout)
 
 
 def _one_line(error: BaseException) -> str:
@@ -164,6 +163,8 @@ def _redactor() -> Callable[[str], str]:
 def command_run(args: argparse.Namespace) -> int:
     import dlt
 
+    from pipeline import runlog
+    from pipeline.config_hints import hinted
     from pipeline.runner import RunOptions, parse_shard, run
     from pipeline.settings import ConfigError, load_settings, unknown_keys
     from pipeline.summary import format_summary
@@ -174,15 +175,23 @@ def command_run(args: argparse.Namespace) -> int:
         db_path=Path(args.db).resolve(),
         jobs_file=args.jobs_file,
         refresh=args.refresh,
+        retry_errors=args.retry_errors,
         concurrency=args.concurrency,
         lock_timeout_seconds=args.lock_timeout,
         destination=args.destination,
         shard=parse_shard(args.shard),
     )
-    summary = run(load_settings(), options, stop=stop, on_progress=_progress_printer())
-    summary.config_problems[:0] = unknown_keys(dlt.current.run_context().settings_dir, os.environ)
+    unknown = unknown_keys(dlt.current.run_context().settings_dir, os.environ)  # first: typos explain errors
+    with hinted(unknown):
+        settings = load_settings()
+        target = args.destination or settings.destination
+        print(runlog.header(args, f"destination {target}" if target else f"database {options.db_path}"), flush=True)
+        summary = run(settings, options, stop=stop, on_progress=_progress_printer())
+    summary.config_problems[:0] = unknown
     print(format_summary(summary))
     print(f"destination: {summary.destination}" if summary.destination else f"database: {options.db_path}")
+    print(f"dlt's view:  {runlog.dlt_cli_command(*runlog.dlt_pipeline_location(options, summary.destination))}")
+    print(f"{runlog.timestamp()} finished in {summary.seconds:.1f} s")
     code = EXIT_PARTIAL if summary.has_problems else EXIT_OK
     if args.check:  # the load succeeded (failures raised above); a run problem (4) outranks alerts (6)
         if summary.destination:
@@ -254,11 +263,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("dlt").setLevel(logging.WARNING)
     from dlt.common.configuration.exceptions import ConfigurationException
 
+    from pipeline.errors import innermost, one_line_cause
     from pipeline.http import AuthRejected
     from pipeline.settings import ConfigError
     from pipeline.workspace import LockHeld
-
-    from pipeline.errors import innermost, one_line_cause
 
     try:
         return COMMANDS[args.command](args)

@@ -12,8 +12,8 @@ import duckdb
 
 from pipeline.emulator import EmulatorServer, FaultPlan, JobStore, generate_jobs
 from pipeline.emulator.generator import DEMO_SPACE_ID, WORKFLOWS
-from pipeline.emulator.timeline import realistic_timelines, runs_read
 from pipeline.emulator.server import DEFAULT_API_KEY
+from pipeline.emulator.timeline import realistic_timelines, runs_read
 from pipeline.job_ids import JobRef
 from pipeline.runner import RunOptions, run
 from pipeline.settings import UpJobsConfiguration
@@ -91,7 +91,8 @@ def run_demo(db_path: Path, jobs: int, seed: int, out: Printer) -> int:
         out("== first run: every job is new ==")
         with runs_read(moments[0]):
             out(format_summary(run(settings, options)))
-        changed = store.advance(fraction=0.6, seed=seed, now=moments[1] - timedelta(minutes=1))
+        # about a day's worth of completions, as between two runs of a busy day, not a backlog at once
+        changed = store.advance(fraction=0.15, seed=seed, now=moments[1] - timedelta(minutes=1))
         out(f"\n(emulator: {len(changed)} running jobs moved on, some finished)\n")
         out("== second run and on: only non-terminal jobs are refetched, only changed ones load ==")
         out(f"({POLLS - 1} runs, as a 15-minute cron would see {live} more jobs flow through their workflows)")

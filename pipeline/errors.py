@@ -39,7 +39,8 @@ def _first_line(error: BaseException) -> str:
 def one_line_cause(error: BaseException) -> str:
     """``Type: message`` of the innermost error that says something, prefixed by dlt's step if any."""
     links = list(chain(error))
-    step = next((link.step for link in links if isinstance(getattr(link, "step", None), str)), None)
+    steps = (getattr(link, "step", None) for link in links)  # dlt's PipelineStepFailed names its step
+    step = next((name for name in steps if isinstance(name, str)), None)
     cause = next((link for link in reversed(links) if _first_line(link)), links[-1])
     text = f"{type(cause).__name__}: {_first_line(cause)}" if _first_line(cause) else type(cause).__name__
     text = text[:MAX_CAUSE_CHARS]

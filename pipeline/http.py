@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
+from typing import Callable
 
 import requests
 
@@ -98,25 +99,26 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
 class RateGate:
     """A shared 'not before' time: after a 429 every worker pauses, so all slow down together."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._lock = threading.Lock()
         self._not_before = 0.0
+        self._clock = clock
 
     def hold_for(self, seconds: float) -> None:
         with self._lock:
-            self._not_before = max(self._not_before, time.monotonic() + seconds)
+            self._not_before = max(self._not_before, self._clock() + seconds)
 
     def remaining(self) -> float:
         with self._lock:
-            return max(0.0, self._not_before - time.monotonic())
+            return max(0.0, self._not_before - self._clock())
 
     def wait(self, stop: threading.Event) -> float:
         """Sleep until the gate opens (or ``stop``); returns the seconds waited."""
-        started = time.monotonic()
+        started = self._clock()
         while True:
             remaining = self.remaining()
             if remaining <= 0 or stop.wait(remaining):
-                return time.monotonic() - started
+                return self._clock() - started
 
 
 class UpClient:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
+
 class JobsFileError(ValueError):
     """The jobs file as a whole cannot be read; the message says what and where (file:line)."""
 

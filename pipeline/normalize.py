@@ -180,7 +180,3 @@ def normalize_job(body: Any, ref: JobRef, now: datetime | None = None) -> Normal
     if updated_at > (now or datetime.now(timezone.utc)) + FUTURE_SKEW:
         notes.append("updated_at in the future (loaded; see data_quality_issues)")
     return NormalizedJob(row, notes)
-
-
-def is_terminal(state: object) -> bool:
-    return state in TERMINAL_STATES

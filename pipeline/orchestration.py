@@ -33,6 +33,7 @@ from pipeline.runner import (
 from pipeline.settings import UpJobsConfiguration, load_settings
 from pipeline.source import FetchPlan, FetchStats, up_jobs_source
 
+__all__ = ["shard_pipeline", "up_jobs", "prepare_tables", "refresh_views"]  # the public API; the rest may change
 
 def shard_pipeline(destination: str, shard: str | None = None) -> dlt.Pipeline:
     """``shard`` as on the command line, ``"i/n"``; None for one worker."""
@@ -84,6 +85,8 @@ def refresh_views(pipeline: dlt.Pipeline) -> list[str]:
     """Apply every view in ``sql/`` (translated to the destination's dialect); returns their names.
 
     Needs only a connection, not the pipeline's local schema, so a fresh worker can run it;
-    the tables it reads exist once :func:`prepare_tables` has run.
+    the tables it reads exist once :func:`prepare_tables` has run. Every ``up-jobs run`` shard
+    also applies missing or changed views, so this step is a safety net, not the only way in.
     """
-    return warehouse.apply_views(pipeline)
+    with warehouse.load_lock(pipeline):
+        return warehouse.apply_views(pipeline).names

@@ -10,6 +10,7 @@ import dataclasses
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -18,12 +19,14 @@ from dlt.common.destination import Destination, TDestinationReferenceArg
 from dlt.extract.source import DltSource
 
 from pipeline import failpoints, observations, set_aside, warehouse
+from pipeline.error_state import BackoffPolicy, ErrorState
 from pipeline.errors import innermost, one_line_cause
 from pipeline.fetch import fetch_concurrently
 from pipeline.http import FetchResult, RetryPolicy, UpClient
 from pipeline.job_ids import ConfigProblem, JobList, JobRef, JobsFileError, Shard, build_job_list
 from pipeline.normalize import TERMINAL_STATES
 from pipeline.outcomes import LOAD_FAILED, HeldJob, load_failed_row
+from pipeline.run_record import prune_loaded_packages, with_run_record
 from pipeline.settings import (
     DATASET_NAME,
     PIPELINE_NAME,
@@ -32,8 +35,8 @@ from pipeline.settings import (
     require_api_key,
     validate_base_url,
 )
-from pipeline import tables
-from pipeline.source import FetchPlan, FetchStats, table_rows_source, up_jobs_source
+from pipeline.source import FetchPlan, FetchStats, error_rows, table_rows_source, up_jobs_source
+from pipeline.views import AppliedViews, apply_views
 from pipeline.workspace import Workspace
 
 ProgressCallback = Callable[[int, int], None]
@@ -44,6 +47,9 @@ class RunOptions:
     db_path: Path
     jobs_file: str | None = None
     refresh: bool = False
+    retry_errors: bool = False
+    """Request jobs whose permanent errors are backing off now, rather than when their backoff ends."""
+    backoff: BackoffPolicy = BackoffPolicy()
     concurrency: int | None = None
     lock_timeout_seconds: float | None = None
     loader_file_format: str | None = None
@@ -59,9 +65,11 @@ class RunOptions:
 class RunSummary:
     listed: int = 0
     skipped_terminal: int = 0
+    backing_off: int = 0
     stats: FetchStats = field(default_factory=FetchStats)
     config_problems: list[ConfigProblem] = field(default_factory=list)
     views: list[str] = field(default_factory=list)
+    views_applied: AppliedViews = field(default_factory=AppliedViews)
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
     destination: str | None = None
@@ -146,20 +154,27 @@ def make_pipeline(workspace: Workspace | None, destination: str | None = None, s
 
 
 def jobs_to_fetch(
-    jobs: list[JobRef], held: dict[str, HeldJob], open_errors: frozenset[JobRef], refresh: bool
+    jobs: list[JobRef],
+    held: dict[str, HeldJob],
+    errors: dict[JobRef, ErrorState],
+    refresh: bool,
+    retry_errors: bool = False,
 ) -> list[JobRef]:
-    """Skip jobs already loaded in a terminal state: they cannot change. Errors are retried, and so
-    are jobs held with an ``updated_at`` in the future (a server clock bug must not pin them)."""
+    """Skip jobs already loaded in a terminal state: they cannot change, and jobs that keep failing
+    permanently while their backoff lasts. Other errors are retried, and so are jobs held with an
+    ``updated_at`` in the future (a server clock bug must not pin them)."""
     if refresh:
         return list(jobs)
-    return [
-        ref
-        for ref in jobs
-        if ref in open_errors
-        or ref.job_id not in held
-        or held[ref.job_id].state not in TERMINAL_STATES
-        or held[ref.job_id].is_in_future()
-    ]
+    now = datetime.now(timezone.utc)
+    wanted = []
+    for ref in jobs:
+        state = errors.get(ref)
+        if state is not None:
+            if retry_errors or state.is_due(now):
+                wanted.append(ref)
+        elif ref.job_id not in held or held[ref.job_id].state not in TERMINAL_STATES or held[ref.job_id].is_in_future():
+            wanted.append(ref)
+    return wanted
 
 
 def parse_shard(text: str | None) -> Shard | None:
@@ -174,13 +189,18 @@ def shard_jobs(jobs: list[JobRef], shard: Shard | None) -> list[JobRef]:
     return [ref for ref in jobs if shard is None or shard.owns(ref)]
 
 
-def plan_fetch(pipeline: dlt.Pipeline, jobs: list[JobRef], refresh: bool) -> FetchPlan:
+def plan_fetch(
+    pipeline: dlt.Pipeline,
+    jobs: list[JobRef],
+    refresh: bool,
+    retry_errors: bool = False,
+    backoff: BackoffPolicy | None = None,
+) -> FetchPlan:
     """Read what the destination holds, then decide which jobs to request."""
+    backoff = backoff or BackoffPolicy()
     held = warehouse.held_jobs(pipeline)
-    errors = warehouse.open_errors(pipeline)
-    open_errors = frozenset(errors)
-    suspects = frozenset(ref for ref, kind in errors.items() if kind == LOAD_FAILED)
-    return FetchPlan(jobs_to_fetch(jobs, held, open_errors, refresh), held, open_errors, refresh, suspects)
+    errors = warehouse.error_states(pipeline)
+    return FetchPlan(jobs_to_fetch(jobs, held, errors, refresh, retry_errors), held, errors, refresh, backoff)
 
 
 def load_job_list(settings: UpJobsConfiguration, jobs_file_option: str | None = None) -> JobList:
@@ -232,21 +252,28 @@ def run(
     concurrency = max(1, options.concurrency or settings.max_concurrency)
     client = make_client(settings, concurrency, stop or threading.Event())
     jobs = shard_jobs(job_list.jobs, options.shard)
-    options = dataclasses.replace(options, destination=options.destination or settings.destination)
+    backoff = BackoffPolicy(settings.dead_job_after_failures, settings.dead_job_backoff_hours, settings.dead_job_max_backoff_hours)
+    options = dataclasses.replace(options, destination=options.destination or settings.destination, backoff=backoff)
     summary = RunSummary(listed=len(jobs), config_problems=job_list.problems)
     summary.destination = None if is_local_duckdb(options.destination) else options.destination
+    if summary.destination:
+        warehouse.check_destination_name(summary.destination)
     workspace = make_workspace(options)  # refuses --shard with a DuckDB file before anything else
+    workspace.check_storage_version(settings.duckdb_storage_version)
     if options.shard is not None and options.destination not in warehouse.LOAD_LOCKING_DESTINATIONS:
         message = (f"shards' load steps are serialised only on {', '.join(warehouse.LOAD_LOCKING_DESTINATIONS)}; "
                    f"on {options.destination} let the orchestrator run one shard's load at a time")
         summary.config_problems.append(ConfigProblem("--shard", message, is_error=False))
     lock_timeout = settings.lock_timeout_seconds if options.lock_timeout_seconds is None else options.lock_timeout_seconds
+    options = dataclasses.replace(options, lock_timeout_seconds=lock_timeout)  # the warehouse lock honours it too
     with workspace.lock(lock_timeout):
         workspace.prepare()
         pipeline = make_pipeline(workspace, options.destination, options.shard)
+        if summary.destination:
+            warehouse.check_connection(pipeline)  # a refused login is a configuration error (exit 2)
         _fetch_and_load(pipeline, workspace, client, jobs, options, concurrency, summary, on_progress)
         started_publish = time.monotonic()
-        workspace.publish()
+        workspace.publish(settings.duckdb_storage_version)
         summary.timings["publish"] = time.monotonic() - started_publish
         failpoints.reached("published")
     summary.seconds = time.monotonic() - started
@@ -271,29 +298,34 @@ def _fetch_and_load(
     started = time.monotonic()
     loader = _Loader(pipeline, workspace, summary, options)
     if pipeline.has_pending_data:  # a previous run died after extracting: finish its work first
-        with warehouse.load_lock(pipeline):
+        with warehouse.load_lock(pipeline, options.lock_timeout_seconds, summary.timings):
             loader.load_or_set_aside(refs=())
-    plan = plan_fetch(pipeline, jobs, options.refresh)
+    plan = plan_fetch(pipeline, jobs, options.refresh, options.retry_errors, options.backoff)
     confirmed = observations.load_confirmations(workspace.state_dir)
     plan = dataclasses.replace(plan, confirmed=confirmed)
     summary.timings["read state"] = time.monotonic() - started
-    summary.skipped_terminal = len(jobs) - len(plan.refs)
+    requested = set(plan.refs)
+    summary.backing_off = sum(1 for ref in plan.error_states if ref not in requested and ref in set(jobs))
+    summary.skipped_terminal = len(jobs) - len(plan.refs) - summary.backing_off
     main = dataclasses.replace(plan, refs=[ref for ref in plan.refs if ref not in plan.suspects])
     suspects = [ref for ref in plan.refs if ref in plan.suspects]
     progress = (lambda done: on_progress(done, len(main.refs))) if on_progress else None
-    source = up_jobs_source(client, main, summary.stats, concurrency, progress)
+    if progress:
+        progress(0)  # announces the number of jobs to fetch
+    source = with_run_record(up_jobs_source(client, main, summary.stats, concurrency, progress), len(plan.refs))
     summary.load_id = _extract(pipeline, source, client, loader.file_format, summary.timings)
-    with warehouse.load_lock(pipeline):
+    with warehouse.load_lock(pipeline, options.lock_timeout_seconds, summary.timings):
         if not loader.load_or_set_aside(refs=main.refs, timings=summary.timings):
             summary.stats.outcomes[LOAD_FAILED] += summary.stats.outcomes.pop("loaded", 0)
         if suspects:
             loader.load_suspects(list(fetch_concurrently(client, suspects, concurrency)), plan, client, concurrency)
-        loader.record_load_failures()
+        loader.record_load_failures(plan)
+        prune_loaded_packages(pipeline)
         observations.save_confirmations(workspace.state_dir, confirmed, summary.stats.seen)
         started_views = time.monotonic()
         warehouse.ensure_tables(pipeline)
-        if options.shard is None or options.shard.index == 0:  # views are applied once, not fought over
-            summary.views = warehouse.apply_views(pipeline)
+        summary.views_applied = apply_views(pipeline)  # every shard: only missing or changed views
+        summary.views = summary.views_applied.names
         summary.timings["views"] = time.monotonic() - started_views
 
 
@@ -350,11 +382,12 @@ class _Loader:
             else:
                 self.summary.stats.outcomes[LOAD_FAILED] += 1
 
-    def record_load_failures(self) -> None:
-        """One bookkeeping load of ``load_failed`` rows, so the jobs show in open_fetch_errors."""
+    def record_load_failures(self, plan: FetchPlan) -> None:
+        """One bookkeeping load of ``load_failed`` errors, so the jobs show in open_fetch_errors."""
         if not self.failed:
             return
-        rows = [load_failed_row(ref, message) for ref, message in sorted(self.failed.items())]
-        self.pipeline.extract(table_rows_source(tables.FETCH_ERRORS, rows))
+        now = datetime.now(timezone.utc)
+        rows = [row for ref, message in sorted(self.failed.items()) for row in error_rows(ref, load_failed_row(ref, message), plan, now)]
+        self.pipeline.extract(table_rows_source(rows))
         _normalize_load(self.pipeline, {})
         self.failed.clear()

@@ -18,13 +18,15 @@ from dlt.common.configuration import configspec, resolve_configuration
 from dlt.common.configuration.specs import BaseConfiguration
 from dlt.common.typing import TSecretStrValue
 
+from pipeline.error_state import BackoffPolicy
 from pipeline.http import RetryPolicy
 from pipeline.job_ids import ConfigProblem
 
 SECTIONS = ("sources", "up_jobs")
 PIPELINE_NAME = "up_jobs"
 DATASET_NAME = "telestream_up"
-DEFAULT_DB_FILE = "up_jobs.duckdb"
+DUCKDB_STORAGE_VERSION = "v1.0.0"
+"""Storage format of the published DuckDB file: DuckDB 0.10.3 and every later release read it (README)."""
 
 
 class ConfigError(ValueError):
@@ -49,7 +51,12 @@ class UpJobsConfiguration(BaseConfiguration):
     request_deadline_seconds: float = RetryPolicy.request_deadline_seconds
     max_body_bytes: int = 1_048_576
     lock_timeout_seconds: float = 0.0
+    # dead jobs: a 404 or malformed body this many runs in a row waits, doubling up to the max
+    dead_job_after_failures: int = BackoffPolicy.after_failures
+    dead_job_backoff_hours: float = BackoffPolicy.base_hours
+    dead_job_max_backoff_hours: float = BackoffPolicy.max_hours
     destination: Optional[str] = None
+    duckdb_storage_version: str = DUCKDB_STORAGE_VERSION
 
 
 def load_settings() -> UpJobsConfiguration:

@@ -20,13 +20,15 @@ from dlt.extract.resource import DltResource
 
 from pipeline import failpoints, observations, tables
 from pipeline.arrow_rows import rows_to_table
+from pipeline.error_state import BackoffPolicy, ErrorState, after_failure, after_recovery
 from pipeline.fetch import fetch_concurrently
 from pipeline.http import FetchResult, UpClient
 from pipeline.job_ids import JobRef
 from pipeline.normalize import TERMINAL_STATES
-from pipeline.outcomes import HeldJob, classify
+from pipeline.outcomes import LOAD_FAILED, HeldJob, classify
 
 BATCH_SIZE = 1000
+MAX_FAILURES_LISTED = 10  # failed jobs named in the run summary; the rest are in open_fetch_errors
 
 
 @dataclass
@@ -37,8 +39,10 @@ class FetchStats:
     notes: Counter[str] = field(default_factory=Counter)
     requests: int = 0
     recovered: int = 0
+    failures: list[dict[str, Any]] = field(default_factory=list)  # the first MAX_FAILURES_LISTED fetch_errors rows
     seen: dict[str, tuple[datetime, datetime, bool]] = field(default_factory=dict)
     """job id → (updated_at, fetched_at, is terminal) of every job fetched whole: when it was last confirmed."""
+
 
     @property
     def fetched(self) -> int:
@@ -54,7 +58,7 @@ def _to_table(table: str, rows: Any) -> Any:
     hints = dlt.mark.make_hints(
         table_name=table,
         write_disposition=tables.WRITE_DISPOSITION[table],
-        primary_key="id" if table == tables.WORKFLOW_JOBS else [],
+        primary_key=tables.PRIMARY_KEY.get(table, []),
         columns=tables.columns_hint(table),
     )
     return dlt.mark.with_hints(rows, hints, create_table_variant=True)
@@ -75,12 +79,34 @@ class FetchPlan:
 
     refs: Sequence[JobRef]
     held: dict[str, HeldJob]
-    open_errors: frozenset[JobRef]
+    error_states: dict[JobRef, ErrorState] = field(default_factory=dict)
+    """Open errors: each failing job's current error (``fetch_error_state``)."""
     refresh: bool = False
-    suspects: frozenset[JobRef] = frozenset()
-    """Jobs whose last load failed: loaded apart from the rest, so one of them cannot sink the others."""
+    backoff: BackoffPolicy = BackoffPolicy()
     confirmed: Mapping[str, observations.Confirmation] = field(default_factory=dict)
     """When a poll last found each running job's held version (:mod:`pipeline.observations`)."""
+
+    @property
+    def open_errors(self) -> frozenset[JobRef]:
+        return frozenset(self.error_states)
+
+    @property
+    def suspects(self) -> frozenset[JobRef]:
+        """Jobs whose last load failed: loaded apart from the rest, so one of them cannot sink the others."""
+        return frozenset(ref for ref, state in self.error_states.items() if state.error_kind == LOAD_FAILED)
+
+
+def error_rows(
+    ref: JobRef, error: dict[str, Any], plan: FetchPlan, now: datetime, quarantine: dict[str, Any] | None = None
+) -> list[tuple[str, dict[str, Any]]]:
+    """The state row always; the fetch_errors (and quarantine) rows only when the error is new."""
+    state, is_event = after_failure(ref, plan.error_states.get(ref), error, now, plan.backoff)
+    rows = [(tables.ERROR_STATE, state)]
+    if is_event:
+        rows.append((tables.FETCH_ERRORS, error))
+        if quarantine is not None:
+            rows.append((tables.QUARANTINE, quarantine))
+    return rows
 
 
 @dlt.source(name="up_jobs", section="up_jobs", max_table_nesting=0)
@@ -107,28 +133,32 @@ def up_jobs_source(
             client.close()
 
     def _fetch(current: FetchPlan) -> Iterator[TDataItem]:
-        held, open_errors = current.held, current.open_errors
+        held = current.held
         observed_at = datetime.now(timezone.utc)  # the run's time, on every observation it makes
         batches: dict[str, list[dict[str, Any]]] = {name: [] for name in tables.COLUMNS}
         fetched: Iterable[FetchResult] = (
             results if results is not None else fetch_concurrently(client, current.refs, concurrency)
         )
         for result in fetched:
-            outcome = classify(result, held.get(result.ref.job_id), current.refresh)
+            ref, now = result.ref, datetime.now(timezone.utc)
+            outcome = classify(result, held.get(ref.job_id), current.refresh)
             stats.outcomes[outcome.status] += 1
             stats.requests += result.attempts
             stats.notes.update(outcome.notes)
-            if outcome.status in ("loaded", "unchanged", "stale") and result.ref in open_errors:
+            if outcome.error_row is not None and len(stats.failures) < MAX_FAILURES_LISTED:
+                stats.failures.append(outcome.error_row)
+            previous = current.error_states.get(ref)
+            routed: list[tuple[str, dict[str, Any]]] = []
+            if outcome.error_row is not None:
+                routed += error_rows(ref, outcome.error_row, current, now, outcome.quarantine_row)
+            elif previous is not None and outcome.status in ("loaded", "unchanged", "stale"):
                 stats.recovered += 1
-                batches[tables.RECOVERIES].append(_recovery_row(result.ref))
-            for table, row in (
-                (tables.WORKFLOW_JOBS, outcome.job_row),
-                (tables.FETCH_ERRORS, outcome.error_row),
-                (tables.QUARANTINE, outcome.quarantine_row),
-            ):
-                if row is not None:
-                    batches[table].append(row)
-            job_id = result.ref.job_id
+                routed += [(tables.RECOVERIES, _recovery_row(ref)), (tables.ERROR_STATE, after_recovery(ref, previous, now))]
+            if outcome.job_row is not None:
+                routed.append((tables.WORKFLOW_JOBS, outcome.job_row))
+            for table, row in routed:
+                batches[table].append(row)
+            job_id = ref.job_id
             if outcome.status == "loaded" and outcome.job_row is not None:  # same package as the job row
                 job = outcome.job_row
                 batches[tables.JOB_OBSERVATIONS].append(
@@ -147,9 +177,12 @@ def up_jobs_source(
 
 
 @dlt.source(name="up_jobs", section="up_jobs", max_table_nesting=0)
-def table_rows_source(table: str, rows: list[dict[str, Any]]) -> DltResource:
-    """Rows for one of our tables, in the same schema as :func:`up_jobs_source` (bookkeeping loads)."""
-    return dlt.resource([_to_table(table, rows)], name="up_jobs_fetch")
+def table_rows_source(rows: list[tuple[str, dict[str, Any]]]) -> DltResource:
+    """(table, row) pairs for our tables, in the same schema as :func:`up_jobs_source` (bookkeeping loads)."""
+    by_table: dict[str, list[dict[str, Any]]] = {}
+    for table, row in rows:
+        by_table.setdefault(table, []).append(row)
+    return dlt.resource([_to_table(table, table_rows) for table, table_rows in by_table.items()], name="up_jobs_fetch")
 
 
 def _full_batches(batches: dict[str, list[dict[str, Any]]], threshold: int) -> Iterator[Any]:

@@ -12,6 +12,8 @@ def format_summary(summary: RunSummary) -> str:
     lines = [
         f"jobs listed      {summary.listed:>8}",
         f"  skipped        {summary.skipped_terminal:>8}   (already loaded in a terminal state)",
+        *([f"  backing off    {summary.backing_off:>8}   (failing permanently; retried later, see open_fetch_errors.next_attempt_at)"]
+          if summary.backing_off else []),
         f"  fetched        {stats.fetched:>8}   ({stats.requests} HTTP requests)",
         f"  loaded         {summary.count('loaded'):>8}   (new or newer updated_at)",
         f"  unchanged      {summary.count('unchanged') + summary.count('stale'):>8}",
@@ -20,12 +22,22 @@ def format_summary(summary: RunSummary) -> str:
     ]
     if summary.count("load_failed"):
         lines.append(f"  load failed    {summary.count('load_failed'):>8}   (in a package set aside; retried next run, see open_fetch_errors)")
+    for failure in stats.failures:
+        status = f" HTTP {failure['http_status']}" if failure.get("http_status") else ""
+        lines.append(f"    failed: {failure['workflow_id']}/{failure['job_id']}  {failure['error_kind']}{status}")
+    if summary.count("failed") + summary.count("quarantined") > len(stats.failures):
+        lines.append("    (all of them: select * from telestream_up.open_fetch_errors)")
     if stats.recovered:
         lines.append(f"  recovered      {stats.recovered:>8}   (earlier fetch errors now fine)")
     if summary.count("stale"):
         lines.append(f"  older than held {summary.count('stale'):>7}   (not loaded: we hold a newer record)")
     steps = ", ".join(f"{name} {seconds:.1f}" for name, seconds in summary.timings.items())
     lines.append(f"time taken       {summary.seconds:>8.1f} s" + (f"   ({steps})" if steps else ""))
+    applied = summary.views_applied
+    if applied.changed:
+        lines.append(f"views updated    {len(applied.changed):>8}   ({', '.join(applied.changed)})")
+    if applied.restored:
+        lines.append(f"  your views kept {len(applied.restored):>7}   (recreated on the new definitions: {', '.join(applied.restored)})")
     for note, count in sorted(stats.notes.items()):
         lines.append(f"note: {count} job(s) with {note}")
     for package in summary.set_aside:

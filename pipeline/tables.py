@@ -7,14 +7,20 @@ definitions create empty tables up front, so views always have something to sele
 
 from __future__ import annotations
 
-
-from dlt.common.schema.typing import TColumnSchema, TMergeDispositionDict, TTableSchema, TWriteDisposition, TWriteDispositionConfig
+from dlt.common.schema.typing import (
+    TColumnSchema,
+    TMergeDispositionDict,
+    TTableSchema,
+    TWriteDisposition,
+    TWriteDispositionConfig,
+)
 from dlt.common.schema.utils import new_table
 
 WORKFLOW_JOBS = "workflow_jobs"
 FETCH_ERRORS = "fetch_errors"
 QUARANTINE = "quarantined_records"
 RECOVERIES = "fetch_recoveries"
+ERROR_STATE = "fetch_error_state"
 JOB_OBSERVATIONS = "job_observations"
 
 
@@ -32,6 +38,10 @@ def _bigint(name: str) -> TColumnSchema:
 
 def _timestamp(name: str) -> TColumnSchema:
     return {"name": name, "data_type": "timestamp", "timezone": True, "nullable": True}
+
+
+def _key_column(name: str) -> TColumnSchema:
+    return {"name": name, "data_type": "text", "nullable": False, "primary_key": True}
 
 
 def _job_key() -> list[TColumnSchema]:
@@ -73,6 +83,18 @@ COLUMNS: dict[str, list[TColumnSchema]] = {
         _timestamp("received_at"),
     ],
     RECOVERIES: [*_job_key(), _timestamp("recovered_at")],
+    ERROR_STATE: [
+        *(_key_column(name) for name in ("space_id", "workflow_id", "job_id")),
+        _text("error_kind"),
+        _bigint("http_status"),
+        _text("message"),
+        _bigint("attempts"),
+        _timestamp("first_failed_at"),
+        _timestamp("last_failed_at"),
+        _bigint("consecutive_failures"),
+        _timestamp("next_attempt_at"),
+        _timestamp("recovered_at"),
+    ],
     # one row per distinct (job_id, updated_at) seen; see pipeline/observations.py
     JOB_OBSERVATIONS: [
         {"name": "job_id", "data_type": "text", "nullable": False},
@@ -89,12 +111,14 @@ COLUMNS: dict[str, list[TColumnSchema]] = {
         _timestamp("previous_confirmed_at"),  # last poll that still saw the previous version
     ],
 }
+PRIMARY_KEY: dict[str, list[str]] = {WORKFLOW_JOBS: ["id"], ERROR_STATE: ["space_id", "workflow_id", "job_id"]}
 
 WRITE_DISPOSITION: dict[str, TWriteDispositionConfig] = {
     WORKFLOW_JOBS: TMergeDispositionDict(disposition="merge", strategy="delete-insert"),
     FETCH_ERRORS: "append",
     QUARANTINE: "append",
     RECOVERIES: "append",
+    ERROR_STATE: TMergeDispositionDict(disposition="merge", strategy="delete-insert"),
     JOB_OBSERVATIONS: "append",
 }
 
@@ -113,6 +137,6 @@ def empty_table_schemas() -> list[TTableSchema]:
     """Table schemas (with dlt's own columns) for creating every table before any row arrives."""
     schemas = []
     for table, columns in COLUMNS.items():
-        disposition: TWriteDisposition = "merge" if table == WORKFLOW_JOBS else "append"
+        disposition: TWriteDisposition = "merge" if table in PRIMARY_KEY else "append"
         schemas.append(new_table(table, write_disposition=disposition, columns=[*columns, *_DLT_COLUMNS]))
     return schemas

@@ -1,36 +1,39 @@
 """What the pipeline reads from and writes to the destination besides loading: held job
-state, open fetch errors, empty tables and the analytics views.
+state, open fetch errors, empty tables, the load lock between shards, and the checks that turn
+a wrong destination name or login into a configuration error. The views: :mod:`pipeline.views`.
 
 Everything goes through dlt's SQL client, so it works for any SQL destination dlt supports.
 """
 
 from __future__ import annotations
 
+import difflib
 import re
+import time
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any, Iterator
 
 import dlt
-import sqlglot
-from sqlglot import exp
-from sqlglot.errors import ErrorLevel
-from dlt.common.destination.exceptions import DestinationUndefinedEntity
+from dlt.common.destination import Destination
+from dlt.common.destination.exceptions import DestinationUndefinedEntity, UnknownDestinationModule
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
 from pipeline import tables
+from pipeline.error_state import ErrorState
 from pipeline.job_ids import JobRef
 from pipeline.outcomes import HeldJob
-
-SQL_DIR_CANDIDATES = (
-    Path(__file__).resolve().parent / "sql",  # installed: sql/ is packaged as pipeline/sql
-    Path(__file__).resolve().parent.parent / "sql",  # source checkout
+from pipeline.settings import ConfigError
+from pipeline.views import (  # noqa: F401 - re-exported: the views' home was this module
+    ViewError,
+    apply_views,
+    check_runs_on,
+    destination_kind,
+    translate,
+    view_sources,
 )
+from pipeline.workspace import LockHeld
+
 MISSING = (DatabaseUndefinedRelation, DestinationUndefinedEntity)
-
-
-class ViewError(RuntimeError):
-    """A view in sql/ could not be applied; names the file and the database's reason."""
 
 
 def _query(pipeline: dlt.Pipeline, sql: str) -> list[tuple[Any, ...]]:
@@ -43,24 +46,69 @@ def _query(pipeline: dlt.Pipeline, sql: str) -> list[tuple[Any, ...]]:
 
 LOAD_LOCK_KEY = 0x5550_4A4F_4253  # "UPJOBS": one advisory lock for every shard of every host
 LOAD_LOCKING_DESTINATIONS = ("postgres",)
+DEFAULT_LOAD_LOCK_WAIT_SECONDS = 300.0
+"""How long a shard waits for another shard's load when ``--lock-timeout`` is 0 (the default):
+shards take turns loading, so waiting a little is normal, but never forever."""
+LOCK_POLL_SECONDS = 0.25
 
 
 @contextmanager
-def load_lock(pipeline: dlt.Pipeline) -> Iterator[None]:
+def load_lock(
+    pipeline: dlt.Pipeline, timeout_seconds: float | None = None, timings: dict[str, float] | None = None
+) -> Iterator[None]:
     """Serialise normalise+load+DDL across shards on Postgres (they share staging tables and DDL).
 
-    Fetching, the slow part, stays parallel; loads are short. Other warehouses: no lock (run
-    shards there with an orchestrator's pool of one for the load, or accept dlt's behaviour).
+    Fetching, the slow part, stays parallel; loads are short. Waits at most ``timeout_seconds``
+    (``DEFAULT_LOAD_LOCK_WAIT_SECONDS`` when 0 or None), then raises LockHeld naming the session
+    that holds it; the wait is added to ``timings["load lock wait"]``. Other warehouses: no lock
+    (run shards there with an orchestrator's pool of one for the load, or accept dlt's behaviour).
     """
-    if pipeline.destination.destination_name not in LOAD_LOCKING_DESTINATIONS:
+    if destination_kind(pipeline) not in LOAD_LOCKING_DESTINATIONS:
         yield
         return
+    limit = timeout_seconds if timeout_seconds and timeout_seconds > 0 else DEFAULT_LOAD_LOCK_WAIT_SECONDS
     with pipeline.sql_client() as client:
-        client.execute_sql("select pg_advisory_lock(%s)", LOAD_LOCK_KEY)
+        started = time.monotonic()
+        while not (client.execute_sql("select pg_try_advisory_lock(%s)", LOAD_LOCK_KEY) or [[False]])[0][0]:
+            waited = time.monotonic() - started
+            if waited >= limit:
+                raise LockHeld(lock_holder_message(client, waited))
+            time.sleep(min(LOCK_POLL_SECONDS, limit - waited))
+        if timings is not None:
+            timings["load lock wait"] = timings.get("load lock wait", 0.0) + time.monotonic() - started
         try:
             yield
         finally:
             client.execute_sql("select pg_advisory_unlock(%s)", LOAD_LOCK_KEY)
+
+
+_LOCK_HOLDER = """
+select activity.pid, activity.usename, activity.application_name, activity.client_addr,
+       activity.backend_start, activity.state, activity.state_change
+from pg_locks as lock
+left join pg_stat_activity as activity on activity.pid = lock.pid
+where lock.locktype = 'advisory' and lock.granted
+    and lock.classid::bigint = %s and lock.objid::bigint = %s and lock.objsubid = 1
+    and lock.database = (select oid from pg_database where datname = current_database())
+"""
+
+
+def lock_holder_message(client: Any, waited: float) -> str:
+    """Who holds the load lock, from pg_locks and pg_stat_activity, as one line for exit 5."""
+    rows = client.execute_sql(_LOCK_HOLDER, LOAD_LOCK_KEY >> 32, LOAD_LOCK_KEY & 0xFFFF_FFFF) or []
+    prefix = f"the warehouse load lock (Postgres advisory lock {LOAD_LOCK_KEY}) is still held after waiting {waited:.1f} s"
+    if not rows:
+        return prefix + " (its holder just left; the next run proceeds)"
+    pid, user, application, client_addr, since, state, state_since = rows[0]
+    who = ", ".join(part for part in (
+        f"user {user}" if user else "",
+        f"application {application!r}" if application else "",
+        f"from {client_addr}" if client_addr else "",
+        f"connected since {since:%Y-%m-%d %H:%M:%S %Z}".strip() if since else "",
+        f"{state} since {state_since:%Y-%m-%d %H:%M:%S %Z}".strip() if state and state_since else "",
+    ) if part)
+    return (f"{prefix}: held by server process {pid}" + (f" ({who})" if who else "")
+            + f"; raise --lock-timeout, or if that session is stale end it: select pg_terminate_backend({pid})")
 
 
 def held_jobs(pipeline: dlt.Pipeline) -> dict[str, HeldJob]:
@@ -70,13 +118,26 @@ def held_jobs(pipeline: dlt.Pipeline) -> dict[str, HeldJob]:
 
 
 def open_error_refs(pipeline: dlt.Pipeline) -> frozenset[JobRef]:
-    return frozenset(open_errors(pipeline))
+    return frozenset(error_states(pipeline))
 
 
-def open_errors(pipeline: dlt.Pipeline) -> dict[JobRef, str]:
-    """Each job whose latest fetch or load failed, with that failure's ``error_kind``."""
-    sql = f"select space_id, workflow_id, job_id, error_kind from {pipeline.dataset_name}.open_fetch_errors"
-    return {JobRef(space_id, workflow_id, job_id): kind for space_id, workflow_id, job_id, kind in _query(pipeline, sql)}
+def error_states(pipeline: dlt.Pipeline) -> dict[JobRef, ErrorState]:
+    """Each job whose latest fetch or load failed: from ``fetch_error_state`` (the pipeline's own
+    table); errors recorded before that table existed come from the view's stable columns."""
+    dataset = pipeline.dataset_name
+    states = {
+        JobRef(*row[:3]): ErrorState(*row[3:])
+        for row in _query(pipeline, (
+            "select space_id, workflow_id, job_id, error_kind, http_status, consecutive_failures, first_failed_at, "
+            f"last_failed_at, next_attempt_at from {dataset}.{tables.ERROR_STATE} where recovered_at is null"
+        ))
+    }
+    legacy = _query(pipeline, (
+        f"select space_id, workflow_id, job_id, error_kind, http_status, failed_runs, occurred_at from {dataset}.open_fetch_errors"
+    ))
+    for space_id, workflow_id, job_id, kind, status, failed_runs, occurred_at in legacy:
+        states.setdefault(JobRef(space_id, workflow_id, job_id), ErrorState(kind, status, failed_runs, occurred_at, occurred_at, None))
+    return states
 
 
 def ensure_tables(pipeline: dlt.Pipeline) -> None:
@@ -90,108 +151,51 @@ def ensure_tables(pipeline: dlt.Pipeline) -> None:
     pipeline.sync_schema()
 
 
-def sql_dir() -> Path:
-    for candidate in SQL_DIR_CANDIDATES:
-        if candidate.is_dir():
-            return candidate
-    raise ViewError("the sql/ folder with the view definitions was not found next to the package")
-
-
-def view_files() -> list[Path]:
-    return sorted(sql_dir().glob("*.sql"))
-
-
-def view_sources() -> dict[str, str]:
-    """View name → DuckDB SQL, in dependency order (a view after the views it selects from)."""
-    sources = {path.stem: path.read_text(encoding="utf-8") for path in view_files()}
-    ordered: dict[str, str] = {}
-
-    def visit(name: str, path: tuple[str, ...]) -> None:
-        if name in ordered:
-            return
-        if name in path:
-            raise ViewError(f"views depend on each other in a cycle: {' -> '.join(path + (name,))}")
-        for dependency in _REFERENCE.findall(sources[name]):
-            if dependency in sources and dependency != name:
-                visit(dependency, path + (name,))
-        ordered[name] = sources[name]
-
-    for name in sorted(sources):
-        visit(name, ())
-    return ordered
-
-
-_REFERENCE = re.compile(r"\btelestream_up\.(\w+)")
-
-
-def translate(sql: str, dialect: str | None, name: str) -> str:
-    """DuckDB SQL → the destination's dialect with sqlglot; a function with no equivalent is an error."""
-    if dialect in (None, "duckdb"):
-        return sql
+def check_destination_name(name: str) -> None:
+    """An unknown ``--destination`` is a configuration error naming the setting, not a traceback."""
     try:
-        translated = sqlglot.transpile(sql, read="duckdb", write=dialect, unsupported_level=ErrorLevel.RAISE)[0]
-        # sqlglot passes functions it does not know through unchanged; in the target they would
-        # fail at query time, so name them now.
-        unknown = sorted({node.name for node in sqlglot.parse_one(translated, read=dialect).find_all(exp.Anonymous)})
-    except sqlglot.errors.SqlglotError as error:
-        raise ViewError(f"sql/{name}.sql cannot be translated to {dialect}: {str(error).splitlines()[0]}") from None
-    if unknown:
-        raise ViewError(f"sql/{name}.sql cannot be translated to {dialect}: no known equivalent for {', '.join(unknown)}")
-    return translated
+        Destination.from_reference(name)
+    except UnknownDestinationModule:
+        close = difflib.get_close_matches(name, dlt.destinations.__all__, n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
+        raise ConfigError(
+            f"unknown destination {name!r} (--destination or sources.up_jobs.destination): {hint}"
+            f"dlt's destinations are {', '.join(sorted(dlt.destinations.__all__))}; a named destination "
+            f"needs destination.{name}.destination_type"
+        ) from None
 
 
-# What sqlglot writes without complaint but the database refuses. BigQuery has PERCENTILE_CONT
-# and PERCENTILE_DISC only as window ("navigation") functions, needing OVER; its aggregate
-# APPROX_QUANTILES is approximate, not the linear interpolation the views promise.
-WINDOW_ONLY_FUNCTIONS: dict[str, tuple[type[exp.Expression], ...]] = {
-    "bigquery": (exp.PercentileCont, exp.PercentileDisc),
-}
+# What a database says when the credentials, not the network, are wrong (Postgres, Snowflake, MSSQL, ...)
+LOGIN_REFUSED = re.compile(
+    r"authentication failed|password|no pg_hba\.conf entry|role \S+ does not exist|database \S+ does not exist"
+    r"|incorrect username|login failed|access denied|invalid credentials",
+    re.IGNORECASE,
+)
+_SECRET_IN_URL = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
 
 
-def check_runs_on(translated: str, dialect: str | None, name: str) -> None:
-    """Name now what would fail at query time: a window-only function used as an aggregate."""
-    kinds = WINDOW_ONLY_FUNCTIONS.get(dialect or "", ())
-    if not kinds:
-        return
-    misused = sorted({
-        node.sql_name()
-        for node in sqlglot.parse_one(translated, read=dialect).find_all(*kinds)
-        if isinstance(node, exp.Func) and not node.find_ancestor(exp.Window)
-    })
-    if misused:
-        raise ViewError(
-            f"sql/{name}.sql cannot run on {dialect}: {', '.join(misused)} is only a window function there "
-            "and no exact aggregate equivalent exists"
-        )
+class WarehouseUnreachable(RuntimeError):
+    """The destination did not answer (down, wrong host or port); the next run tries again."""
 
 
-def destination_dialect(pipeline: dlt.Pipeline) -> str | None:
-    return pipeline.destination.capabilities().sqlglot_dialect  # type: ignore[no-any-return]
+def check_connection(pipeline: dlt.Pipeline) -> None:
+    """Connect once before any work: a refused login is a configuration error naming the setting."""
+    name = pipeline.destination.destination_name
+    setting = f"destination.{name}.credentials (or DESTINATION__{name.upper()}__CREDENTIALS)"
+    try:
+        with pipeline.sql_client() as client:
+            client.execute_sql("select 1")
+    except MISSING:
+        return  # connected; the dataset is created by the first load
+    except Exception as error:  # noqa: BLE001 - every driver has its own connection errors
+        reason = _SECRET_IN_URL.sub(r"\1***@", _connection_reason(error))
+        if LOGIN_REFUSED.search(reason):
+            raise ConfigError(f"the {name} destination refused the login: {reason}; check {setting}") from None
+        raise WarehouseUnreachable(f"cannot reach the {name} destination: {reason}; check {setting} or the server") from None
 
 
-def apply_views(pipeline: dlt.Pipeline, sources: dict[str, str] | None = None) -> list[str]:
-    """``create or replace`` every view in dependency order, translated to the destination's SQL.
-
-    A view that cannot be applied does not stop the others (a view built on it fails too);
-    one ViewError at the end names every failure.
-    """
-    dialect = destination_dialect(pipeline)
-    applied: list[str] = []
-    failures: list[str] = []
-    with pipeline.sql_client() as client:
-        for name, sql in (sources or view_sources()).items():
-            try:
-                statement = translate(sql, dialect, name)
-                check_runs_on(statement, dialect, name)
-            except ViewError as error:
-                failures.append(str(error))
-                continue
-            try:
-                client.execute_sql(statement)
-            except Exception as error:  # noqa: BLE001 - named and reported as one clear line
-                failures.append(f"sql/{name}.sql could not be applied: {str(error).strip().splitlines()[0]}")
-                continue
-            applied.append(name)
-    if failures:
-        raise ViewError(f"{len(failures)} view(s) not applied ({len(applied)} applied): " + "; ".join(failures))
-    return applied
+def _connection_reason(error: BaseException) -> str:
+    """The driver's own line, without the ``connection to server at ... failed: FATAL:`` preamble."""
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    text = lines[0] if lines else type(error).__name__
+    return re.sub(r"^.*?failed:\s*(FATAL:\s*)?", "", text) or text

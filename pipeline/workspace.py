@@ -2,9 +2,13 @@
 
 DuckDB lets one process write a file only while nobody else has it open, and our users keep
 notebooks and CLI sessions open on it all day. So a run never writes the file users open:
-it loads into ``<db>.work/work.duckdb`` under an exclusive lock, then publishes a checkpointed
-copy with an atomic rename. A reader that has the old file open keeps seeing the old data;
-the next connection sees the new data; nobody ever sees a mix.
+it loads into ``<db>.work/work.duckdb`` under an exclusive lock, then publishes a copy with an
+atomic rename. A reader that has the old file open keeps seeing the old data; the next
+connection sees the new data; nobody ever sees a mix.
+
+The published copy is written in an older DuckDB storage format (``duckdb_storage_version``)
+so that the DuckDB CLI, Python packages and JDBC drivers users already have can open it, and
+without dlt's staging schema, which only the working copy needs.
 """
 
 from __future__ import annotations
@@ -17,9 +21,14 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Collection, Iterator
 
 import duckdb
+
+from pipeline.settings import DATASET_NAME, DUCKDB_STORAGE_VERSION, ConfigError
+
+STAGING_SCHEMA = f"{DATASET_NAME}_staging"
+"""dlt's merge staging dataset: the working copy needs it, the published file leaves it out."""
 
 
 def _opens(path: Path) -> bool:
@@ -35,6 +44,10 @@ def _opens(path: Path) -> bool:
 
 class LockHeld(RuntimeError):
     """Another run holds this database's lock."""
+
+
+class PublishError(RuntimeError):
+    """The analysis file could not be replaced; the previous one is unchanged, no temporary is left."""
 
 
 @dataclass(frozen=True)
@@ -67,19 +80,36 @@ class Workspace:
         return self.state_dir / "run.lock"
 
     def prepare(self) -> None:
-        """Create the state folder; seed the working copy from a published file if it is missing.
+        """Create the state folder, clear what a failed or killed publish left, and seed the
+        working copy from a published file if it is missing.
 
         A working copy DuckDB cannot open (a crash or a full disk mid-write) is moved aside and
         reseeded from the published file, the last good state: otherwise every later run would
         fail on it. Jobs newer than that state are simply fetched again.
         """
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.remove_leftovers()
         if self.db_path and self.work_db.exists() and not _opens(self.work_db):
             stamp = time.strftime("%Y%m%dT%H%M%S")
             self.work_db.rename(self.work_db.with_name(f"work.duckdb.unreadable-{stamp}"))
             self.work_db.with_name("work.duckdb.wal").unlink(missing_ok=True)
         if self.db_path and not self.work_db.exists() and self.db_path.exists():
-            shutil.copyfile(self.db_path, self.work_db)
+            seed = self.work_db.with_name(f".{self.work_db.name}.{os.getpid()}.tmp")
+            try:
+                shutil.copyfile(self.db_path, seed)
+                os.replace(seed, self.work_db)
+            finally:
+                seed.unlink(missing_ok=True)
+
+    def remove_leftovers(self) -> None:
+        """Temporary files of a publish that died: on a full disk they hold the space a run needs."""
+        if self.db_path is None:
+            return
+        for pattern in (f".{self.db_path.name}.*.tmp", f".{self.db_path.name}.*.tmp.wal"):
+            for leftover in self.db_path.parent.glob(pattern):
+                leftover.unlink(missing_ok=True)
+        for leftover in self.state_dir.glob(f".{self.work_db.name}.*.tmp"):
+            leftover.unlink(missing_ok=True)
 
     @contextmanager
     def lock(self, timeout_seconds: float = 0.0) -> Iterator[None]:
@@ -107,19 +137,100 @@ class Workspace:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
-    def publish(self) -> None:
-        """Atomically replace the analysis database with a checkpointed copy of the working one."""
+    def check_storage_version(self, storage_version: str) -> None:
+        """Refuse an unknown ``duckdb_storage_version`` before the run loads anything."""
+        if self.db_path is not None:
+            check_storage_version(storage_version)
+
+    def publish(self, storage_version: str = DUCKDB_STORAGE_VERSION) -> None:
+        """Atomically replace the analysis database with a copy of the working one.
+
+        On failure (a full disk, an unwritable folder) the temporary copy is removed at once and
+        a PublishError names the file and the cause; the previous file stays as it was.
+        """
         if self.db_path is None:
             return
-        with duckdb.connect(str(self.work_db)) as connection:
-            connection.execute("CHECKPOINT")
-        for leftover in self.db_path.parent.glob(f".{self.db_path.name}.*.tmp"):
-            leftover.unlink(missing_ok=True)  # from a run killed while publishing
+        check_storage_version(storage_version)
+        self.remove_leftovers()
         temporary = self.db_path.with_name(f".{self.db_path.name}.{os.getpid()}.tmp")
-        shutil.copyfile(self.work_db, temporary)
-        with open(temporary, "rb+") as handle:
-            os.fsync(handle.fileno())
-        stale_wal = self.db_path.with_name(self.db_path.name + ".wal")
-        if stale_wal.exists():
-            stale_wal.unlink()  # a WAL left by someone writing the old file must not replay onto the new one
-        os.replace(temporary, self.db_path)
+        failure: PublishError | None = None
+        try:
+            copy_database(self.work_db, temporary, storage_version, skip_schemas=(STAGING_SCHEMA,))
+            _fsync(temporary)
+            self.remove_stray_wal()
+            os.replace(temporary, self.db_path)
+        except Exception as error:
+            _remove_database_file(temporary)
+            failure = PublishError(f"could not publish {self.db_path} (the previous file is unchanged): {_reason(error)}")
+        except BaseException:
+            _remove_database_file(temporary)
+            raise
+        if failure is not None:
+            # Raised outside the except block, so not chained: the CLI reports the innermost error
+            # of a chain, and DuckDB's names only the temporary file; this one carries its reason.
+            raise failure
+        self.remove_stray_wal()  # one that a writer of the old file made between the two steps
+
+    def remove_stray_wal(self) -> None:
+        """Remove the analysis file's WAL: only a connection writing to the file (unsupported:
+        the next run replaces it) makes one, and beside a newly published file DuckDB refuses
+        to open it ("WAL checkpoint iteration does not match")."""
+        if self.db_path is not None:
+            self.db_path.with_name(self.db_path.name + ".wal").unlink(missing_ok=True)
+
+
+def check_storage_version(storage_version: str) -> None:
+    """A storage version the installed DuckDB can write (``v1.0.0``, ``latest``…), else ConfigError."""
+    with duckdb.connect() as connection:
+        try:
+            connection.execute(f"attach ':memory:' as probe (storage_version {_literal(storage_version)})")
+        except duckdb.InvalidInputException:
+            raise ConfigError(
+                f"sources.up_jobs.duckdb_storage_version {storage_version!r} is not a storage version "
+                f"DuckDB {duckdb.__version__} can write; use a release name such as {DUCKDB_STORAGE_VERSION!r}, or 'latest'"
+            ) from None
+
+
+def copy_database(source: Path, target: Path, storage_version: str, skip_schemas: Collection[str] = ()) -> None:
+    """Copy the schemas, tables (with their data) and views of ``source`` into a new file
+    ``target`` written in ``storage_version``'s format, leaving out ``skip_schemas``."""
+    with duckdb.connect() as connection:
+        connection.execute(f"attach {_literal(str(source))} as working (read_only)")
+        connection.execute(f"attach {_literal(str(target))} as published (storage_version {_literal(storage_version)})")
+        connection.execute("copy from database working to published (schema)")
+        for schema in skip_schemas:
+            connection.execute(f"drop schema if exists published.{_identifier(schema)} cascade")
+        copied = connection.execute(
+            "select schema_name, table_name from duckdb_tables() where database_name = 'published'"
+        ).fetchall()
+        for schema, table in copied:
+            name = f"{_identifier(schema)}.{_identifier(table)}"
+            connection.execute(f"insert into published.{name} by name select * from working.{name}")
+        connection.execute("detach published")
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _fsync(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _remove_database_file(path: Path) -> None:
+    path.unlink(missing_ok=True)
+    path.with_name(path.name + ".wal").unlink(missing_ok=True)
+
+
+def _reason(error: BaseException) -> str:
+    """The first line of the cause (DuckDB's messages run on over several lines)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__

@@ -161,7 +161,8 @@ def any_emulator(tmp_path: Path, destination: tuple[str, str | None]) -> Iterato
 
 @pytest.fixture
 def faulty_emulator(tmp_path: Path, destination: tuple[str, str | None]) -> Iterator[Emulated]:
+    # 150 jobs, seeds chosen so the plan holds 3 permanent 404s and 4 malformed bodies of 4 kinds
     plan = FaultPlan.fault_matrix(seed=3, hang_seconds=1.5)
     yield from start_emulator(
-        tmp_path, jobs=300, seed=5, api_key=SECRET_KEY, faults=plan, destination=destination[0], dsn=destination[1]
+        tmp_path, jobs=150, seed=3, api_key=SECRET_KEY, faults=plan, destination=destination[0], dsn=destination[1]
     )

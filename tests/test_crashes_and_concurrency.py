@@ -95,7 +95,10 @@ def test_overlapping_run_can_wait_for_the_lock(emulator, tmp_path):
     emulator.server.latency_seconds = 0.05
     first = _start(emulator, tmp_path, "--concurrency", "2")
     _wait_for_requests(emulator, 2)
+    assert first.poll() is None, "the first run must still hold the lock when the second starts"
     second = up_jobs("run", "--jobs-file", str(emulator.jobs_file), "--lock-timeout", "60", env=emulator.env(), cwd=tmp_path)
+    # the second could only finish after the first released the lock, i.e. after it had ended
+    assert first.poll() is not None, "the second run finished while the first still held the lock"
     first.communicate(timeout=120)
     assert first.returncode == 0 and second.returncode == 0, second.stderr
     assert len(_table(tmp_path / "up_jobs.duckdb")) == 60

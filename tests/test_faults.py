@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 
 import pytest
 
 from pipeline.emulator import FaultPlan
-from pipeline.emulator.server import malformed_payload
 from pipeline.emulator.faults import MALFORMED_KINDS
-from pipeline.http import parse_retry_after
+from pipeline.emulator.server import malformed_payload
+from pipeline.http import RateGate, parse_retry_after
 from pipeline.timespan import parse_timespan_seconds
 from tests.conftest import start_emulator
+
 
 @pytest.fixture
 def emulator(any_emulator):
@@ -35,6 +38,7 @@ def test_fault_matrix_loses_and_duplicates_nothing(faulty_emulator):
     emulator, plan = faulty_emulator, faulty_emulator.server.faults
     refs = emulator.store.refs()
     permanent = {ref.job_id: plan.permanent_fault(ref.path()) for ref in refs}
+    assert {"not_found", "malformed"} <= set(permanent.values()), "the plan must hold both permanent faults"
     first = emulator.run(settings=FAST_RETRIES)
     second = emulator.run(settings=FAST_RETRIES)
 
@@ -112,13 +116,42 @@ def test_total_wait_budget_bounds_a_run(tmp_path):
 
 
 def test_429_makes_every_worker_wait(tmp_path):
-    """Once one worker sees Retry-After, the others hold back instead of hammering the API."""
-    plan = FaultPlan(seed=2, rates={"rate_limited": 0.3}, retry_after_seconds=1)
-    for emulator in start_emulator(tmp_path, jobs=40, faults=plan):
-        summary = emulator.run(settings={"max_attempts": 8})
+    """Once one worker sees Retry-After, no worker sends anything until it has passed."""
+    for emulator in start_emulator(tmp_path, jobs=40, latency_ms=20):
+        first = emulator.store.refs()[0]
+        hold = 1.0
+        emulator.store.put_raw(first, 429, b'{"error": "rate_limited"}', {"Retry-After": "1"})
+
+        def serve_normally_later() -> None:
+            time.sleep(0.5)
+            emulator.store.clear_raw(first)
+
+        threading.Thread(target=serve_normally_later, daemon=True).start()
+        summary = emulator.run(concurrency=8, settings={"max_attempts": 4})
         assert summary.count("loaded") == 40
-        # without the shared gate, 16 workers would send ~1 request per worker per backoff slot
-        assert emulator.store.total_requests < 40 * 2
+        times = emulator.store.request_times
+        rate_limited_at = next(moment for moment, path in times if path == first.path())
+        # requests already on the wire when the 429 came back may still arrive (latency 20 ms)
+        during_pause = [moment for moment, _ in times if rate_limited_at + 0.1 < moment < rate_limited_at + hold - 0.05]
+        assert during_pause == [], f"{len(during_pause)} request(s) sent while every worker should wait"
+        assert max(moment for moment, _ in times) > rate_limited_at + hold - 0.05
+
+
+def test_rate_gate_holds_every_caller_for_the_longest_retry_after():
+    now = [100.0]
+    gate = RateGate(clock=lambda: now[0])
+    gate.hold_for(2.0)
+    gate.hold_for(0.5)  # a shorter Retry-After never shortens the pause
+    assert gate.remaining() == 2.0
+    now[0] += 1.5
+    assert gate.remaining() == 0.5
+
+    class AdvancingStop(threading.Event):
+        def wait(self, timeout: float | None = None) -> bool:
+            now[0] += timeout or 0
+            return False
+
+    assert gate.wait(AdvancingStop()) == 0.5 and gate.remaining() == 0
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,6 @@ known, so the views' bounds can be held to them.
 
 from __future__ import annotations
 
-import random
 import signal
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -20,7 +19,7 @@ import pytest
 from pipeline.demo import emulator_settings, write_jobs_csv
 from pipeline.emulator import EmulatorServer, JobStore
 from pipeline.emulator.generator import DEMO_SPACE_ID, WORKFLOWS
-from pipeline.emulator.timeline import Change, body_at, realistic_timelines, transitions
+from pipeline.emulator.timeline import Change, realistic_timelines, transitions
 from pipeline.job_ids import JobRef
 from pipeline.runner import RunOptions, run
 

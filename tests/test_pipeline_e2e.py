@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -24,7 +23,7 @@ def test_first_run_loads_every_listed_job_once_with_correct_seconds(emulator):
     assert summary.count("loaded") == len(emulator.store.refs()) == 60
     rows = emulator.query("select id, elapsed_time, elapsed_seconds, progress from telestream_up.workflow_jobs")
     assert len(rows) == 60 and len({row[0] for row in rows}) == 60
-    for job_id, elapsed_time, elapsed_seconds, _ in rows:
+    for _job_id, elapsed_time, elapsed_seconds, _ in rows:
         expected = None if elapsed_time is None else parse_timespan_seconds(elapsed_time)
         assert elapsed_seconds == pytest.approx(expected) if expected is not None else elapsed_seconds is None
 

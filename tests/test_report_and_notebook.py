@@ -71,13 +71,27 @@ def test_report_on_a_missing_database_is_a_clear_error(tmp_path):
     assert result.returncode == 2 and "does not exist" in result.stderr
 
 
-def test_notebook_executes_against_the_demo_database(demo, monkeypatch):
+def test_notebook_started_the_readme_way_finds_the_demo_database(demo, tmp_path, monkeypatch):
+    """`up-jobs demo` in the project root, then `jupyter lab notebooks/`: the kernel runs in notebooks/
+    and UP_JOBS_DB is not set. Laid out in a tmp copy of the project."""
+    import shutil
+
     folder, _, _ = demo
-    monkeypatch.setenv("UP_JOBS_DB", str(folder / "up_jobs_demo.duckdb"))
-    monkeypatch.setenv("PYTHONPATH", str(REPO))
-    notebook = nbformat.read(REPO / "notebooks" / "job_durations.ipynb", as_version=4)
+    project = tmp_path / "up-jobs"
+    (project / "notebooks").mkdir(parents=True)
+    shutil.copy(REPO / "notebooks" / "job_durations.ipynb", project / "notebooks")
+    shutil.copy(folder / "up_jobs_demo.duckdb", project / "up_jobs_demo.duckdb")
+    monkeypatch.delenv("UP_JOBS_DB", raising=False)
+    monkeypatch.setenv("PYTHONPATH", str(REPO))  # the package as `pip install .` provides it
+    notebook = nbformat.read(project / "notebooks" / "job_durations.ipynb", as_version=4)
     assert all(not cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code"), "outputs must be stripped"
-    NotebookClient(notebook, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(folder)}}).execute()
-    outputs = [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs]
+    NotebookClient(notebook, timeout=120, kernel_name="python3",
+                   resources={"metadata": {"path": str(project / "notebooks")}}).execute()
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    outputs = [output for cell in code for output in cell.outputs]
     assert not [output for output in outputs if output.output_type == "error"]
-    assert any("image/png" in output.get("data", {}) for output in outputs)
+    first = "".join(output.get("text", "") for output in code[0].outputs)
+    assert first.strip() == f"Database: {(project / 'up_jobs_demo.duckdb').resolve()}"
+    assert sum("image/png" in output.get("data", {}) for output in outputs) == 4  # boxes, histograms, trend, throughput
+    tables = [output["data"]["text/plain"] for output in outputs if "text/html" in output.get("data", {})]
+    assert tables and not [table for table in tables if re.search(r"\de[+-]\d\d", table)]  # no 8.950300e+01

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.analytics import read_view
+from pipeline.analytics import read_sql, read_view
 from pipeline.emulator.generator import format_elapsed, format_timestamp
 from pipeline.job_ids import JobRef
-from tests.conftest import start_emulator
+from tests.conftest import postgres_available, start_emulator
 
 TERMINAL = {"succeeded", "failed", "stopped"}
 NOW = datetime.now(timezone.utc)
@@ -51,13 +52,14 @@ def _special_jobs() -> list[tuple[JobRef, dict]]:
     add(6, "dq00", "in-process", start, NOW, progress=150)
     add(7, "dq00", "in-process", start, NOW, progress=-1)
     add(8, "solo", "succeeded", start, start + timedelta(minutes=3))
-    day0 = datetime(NOW.year, NOW.month, NOW.day, 6, tzinfo=timezone.utc) - timedelta(days=10)
-    for day in range(10):  # ten days of ~10-minute jobs, then one day of ~40-minute jobs
+    add(9, "dq00", "in-process", start, NOW + timedelta(days=3))  # a server clock ahead of ours
+    day0 = datetime(NOW.year, NOW.month, NOW.day, 1, tzinfo=timezone.utc) - timedelta(days=21)
+    for day in range(20):  # twenty days of ~10-minute jobs, then (yesterday) one day of ~40-minute jobs
         for slot, minutes in enumerate((9, 10, 11)):
             created = day0 + timedelta(days=day, hours=slot)
             add(100 + day * 3 + slot, "regr", "succeeded", created, created + timedelta(minutes=minutes))
     for slot, minutes in enumerate((38, 40, 42)):
-        created = day0 + timedelta(days=10, hours=slot)
+        created = day0 + timedelta(days=20, hours=slot)
         add(200 + slot, "regr", "succeeded", created, created + timedelta(minutes=minutes))
     return jobs
 
@@ -162,6 +164,12 @@ def test_data_quality_issues(loaded):
         ((jobs.progress < 0) | (jobs.progress > 100), "progress_out_of_range"),
     ):
         expected |= {(job_id, problem) for job_id in jobs.id[mask]}
+    loaded_at = read_sql(
+        "select jobs.id, loads.inserted_at from telestream_up.workflow_jobs as jobs "
+        "join telestream_up._dlt_loads as loads on loads.load_id = jobs._dlt_load_id", db
+    ).set_index("id").inserted_at
+    ahead = jobs.set_index("id").updated_at > loaded_at.reindex(jobs.id) + pd.Timedelta(minutes=10)
+    expected |= {(job_id, "updated_at_in_future") for job_id in ahead.index[ahead]}
     assert found == expected
     assert {problem for _, problem in found} == {
         "terminal_without_elapsed_time",
@@ -170,10 +178,12 @@ def test_data_quality_issues(loaded):
         "elapsed_time_on_running_job",
         "updated_before_created",
         "progress_out_of_range",
+        "updated_at_in_future",
     }
 
 
 def test_workflow_duration_regressions(loaded):
+    """The rule of sql/workflow_duration_regressions.sql, recomputed in pandas."""
     db, jobs = loaded
     view = read_view("workflow_duration_regressions", db)
     view["completion_date"] = pd.to_datetime(view.completion_date).dt.date
@@ -183,30 +193,114 @@ def test_workflow_duration_regressions(loaded):
     for (workflow, day), group in terminal.groupby(["workflow_id", "completion_date"]):
         window = terminal[
             (terminal.workflow_id == workflow)
-            & (terminal.completion_date >= day - timedelta(days=28))
-            & (terminal.completion_date < day)
+            & (terminal.completion_date >= day - timedelta(days=35))
+            & (terminal.completion_date <= day - timedelta(days=8))
         ]
-        baseline = window.elapsed_seconds.quantile(0.5) if len(window) else np.nan
-        ratio = group.elapsed_seconds.quantile(0.5) / baseline if len(window) else np.nan
+        ratio = group.elapsed_seconds.median() / window.elapsed_seconds.median() if len(window) else np.nan
+        logs = np.log(window.elapsed_seconds.clip(lower=0.001))
+        spread = (logs.quantile(0.75) - logs.quantile(0.25)) / 1.349 if len(window) else np.nan
         days = window.completion_date.nunique()
-        rows.append((workflow, day, ratio, days, bool(days >= 3 and ratio > 1.5)))
-    expected = pd.DataFrame(rows, columns=["workflow_id", "completion_date", "ratio", "days", "flag"])
-    expected = expected.set_index(["workflow_id", "completion_date"]).sort_index()
+        enough = len(group) >= 3 and len(window) >= 20 and days >= 7
+        error = 1.2533 * spread * np.sqrt(1 / len(group) + 1 / max(len(window), 1)) if enough else np.nan
+        threshold = np.exp(max(np.log(1.2), 3.5 * error)) if enough else np.nan
+        detectable = threshold * np.exp(3 * error) if enough else np.nan
+        rows.append((workflow, day, ratio, days, len(window), threshold, bool(enough and detectable <= 1.5),
+                     bool(enough and ratio > threshold)))
+    expected = pd.DataFrame(
+        rows, columns=["workflow_id", "completion_date", "ratio", "days", "jobs", "threshold", "judged", "flag"]
+    ).set_index(["workflow_id", "completion_date"]).sort_index()
     assert list(view.index) == list(expected.index)
     assert np.allclose(view.ratio_to_baseline.astype(float), expected.ratio.astype(float), equal_nan=True)
+    assert np.allclose(view.threshold_ratio.astype(float), expected.threshold.astype(float), equal_nan=True)
     assert (view.baseline_days.values == expected.days.values).all()
+    assert (view.baseline_jobs.values == expected.jobs.values).all()
+    assert (view.is_judged.values == expected.judged.values).all()
     assert (view.is_regression.values == expected.flag.values).all()
+    assert expected.threshold.notna().sum() > 10  # the rule was exercised, not only its "no baseline" branch
     flagged = view[view.is_regression].reset_index()
-    assert "regr" in set(flagged.workflow_id)  # the deliberate 4x slowdown is caught
+    assert list(flagged.workflow_id) == ["regr"]  # the deliberate 4x slowdown, and nothing in the random data
+
+
+def test_duration_from_timestamps_is_exact_to_the_microsecond(loaded):
+    """epoch(updated) - epoch(created) read 59.9 s as 59.90000009536743; whole microseconds do not."""
+    db, jobs = loaded
+    view = read_view("job_durations", db).set_index("job_id").sort_index()
+    jobs = jobs.set_index("id").sort_index()
+    micros = (jobs.updated_at - jobs.created_at) // pd.Timedelta(microseconds=1)
+    assert (view.duration_from_timestamps_seconds.values == (micros / 1e6).values).all()
+    terminal = view[view.is_terminal & view.elapsed_seconds.notna()]
+    assert (terminal.elapsed_seconds == terminal.duration_from_timestamps_seconds).mean() > 0.99  # the generator's are equal
 
 
 def test_views_work_on_an_empty_database(tmp_path):
     """A first run where every job fails still leaves every view queryable (and empty)."""
     from pipeline.emulator import FaultPlan
+    from pipeline.summary import format_summary
 
     for emulator in start_emulator(tmp_path, jobs=3, faults=FaultPlan(rates={"not_found": 1.0})):
-        emulator.run()
+        summary = format_summary(emulator.run())
         for view in ("job_durations", "workflow_duration_stats", "daily_workflow_stats", "job_state_summary",
                      "running_jobs", "duration_outliers", "data_quality_issues", "workflow_duration_regressions"):
             assert read_view(view, emulator.db).empty
-        assert len(read_view("open_fetch_errors", emulator.db)) == 3
+        errors = read_view("open_fetch_errors", emulator.db)
+        assert len(errors) == 3
+        from pipeline.report import format_report
+
+        report = format_report(emulator.db)  # names the jobs, not only a count
+        assert "Open fetch errors: 3 job(s)" in report
+        for job_id in errors.job_id:
+            assert [line for line in report.splitlines() if job_id in line and "not_found" in line and "404" in line]
+            assert [line for line in summary.splitlines() if line.strip().startswith("failed:") and job_id in line
+                    and "not_found HTTP 404" in line]  # the run summary names them too
+
+
+def test_report_lists_jobs_in_process_past_their_workflows_p99(loaded):
+    from pipeline.report import report_tables
+
+    db, jobs = loaded
+    tables = report_tables(db)
+    stuck = next(table for title, table in tables.items() if title.startswith("In process longer"))
+    # dq00's only timed terminal job took 5 s; its in-process jobs started 2 hours ago. The job still
+    # in `created` state (queued, not running) is not listed.
+    expected = set(jobs[(jobs.workflow_id == "dq00") & (jobs.state == "in-process")].name)
+    assert expected and expected <= set(stuck.job_name)
+    assert set(stuck.state) == {"in-process"}
+
+
+@pytest.mark.skipif(not postgres_available(), reason="no PostgreSQL at UP_JOBS_TEST_POSTGRES; .ci/run starts one")
+def test_duration_from_timestamps_translates_exactly_to_postgres(postgres_database):
+    """The view as sqlglot writes it for Postgres gives the same doubles, also across a DST change
+    in the session's time zone (a plain timestamp cast there would add an hour)."""
+    import psycopg2
+
+    from pipeline.warehouse import translate, view_sources
+
+    rows = [
+        ("a", "2026-11-29 10:00:00.123456+00", "2026-11-29 10:01:00.023456+00"),  # 59.9 s
+        ("b", "2026-03-29 00:30:00.1+00", "2026-03-29 01:30:00.2+00"),  # spans Berlin's switch to summer time
+        ("c", "2026-01-01 00:00:00.000001+00", "2026-03-31 05:00:00.3+00"),  # 89 days and a fraction
+    ]
+    with psycopg2.connect(postgres_database) as connection, connection.cursor() as cursor:
+        cursor.execute("set timezone = 'Europe/Berlin'")
+        cursor.execute("create schema telestream_up")
+        cursor.execute(
+            "create table telestream_up.workflow_jobs (id text, space_id text, workflow_id text, workflow_name text, "
+            "name text, workflow_version text, state text, progress double precision, created_at timestamptz, "
+            "updated_at timestamptz, elapsed_time text, elapsed_seconds double precision)"
+        )
+        cursor.executemany(
+            "insert into telestream_up.workflow_jobs (id, created_at, updated_at) values (%s, %s, %s)", rows
+        )
+        cursor.execute(translate(view_sources()["job_durations"], "postgres", "job_durations"))
+        cursor.execute("select job_id, duration_from_timestamps_seconds from telestream_up.job_durations order by 1")
+        got = cursor.fetchall()
+    with duckdb.connect() as duck:
+        duck.sql("set timezone = 'Europe/Berlin'")
+        duck.sql("create schema telestream_up")
+        duck.sql("create table telestream_up.workflow_jobs (id text, space_id text, workflow_id text, workflow_name text, "
+                 "name text, workflow_version text, state text, progress double, created_at timestamptz, "
+                 "updated_at timestamptz, elapsed_time text, elapsed_seconds double)")
+        duck.executemany("insert into telestream_up.workflow_jobs (id, created_at, updated_at) values (?, ?, ?)", rows)
+        duck.sql(view_sources()["job_durations"])
+        expected = duck.sql("select job_id, duration_from_timestamps_seconds from telestream_up.job_durations order by 1").fetchall()
+    assert got == expected == [("a", 59.9), ("b", 3600.1), ("c", 7707600.299999)]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
@@ -13,7 +12,7 @@ from hypothesis import strategies as st
 
 from pipeline.job_ids import JobRef, Shard
 from pipeline.runner import RunOptions, make_pipeline, make_workspace
-from pipeline.warehouse import ViewError, apply_views, check_runs_on, translate, view_sources
+from pipeline.views import ViewError, apply_views, check_runs_on, translate, view_sources
 from tests.conftest import _POSTGRES
 
 DIALECTS = {"postgres": "postgres", "snowflake": "snowflake", "bigquery": "bigquery", "motherduck": "duckdb"}

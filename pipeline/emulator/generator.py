@@ -12,7 +12,7 @@ import random
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Sequence
 
 from pipeline.job_ids import JobRef
 
@@ -48,6 +48,18 @@ WORKFLOWS = (
 )
 
 
+@dataclass(frozen=True)
+class Slowdown:
+    """Jobs of one workflow that finish at or after ``since`` take ``factor`` times as long.
+
+    For testing the regression view: the rest of the data is drawn exactly as without it.
+    """
+
+    workflow_name: str
+    since: datetime
+    factor: float
+
+
 def format_timestamp(moment: datetime) -> str:
     """UP's ISO-8601 UTC form; trailing zeros trimmed so fraction lengths vary like the real API."""
     text = moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f").rstrip("0").rstrip(".")
@@ -77,25 +89,31 @@ def _round_to_digits(duration: timedelta, fraction_digits: int) -> timedelta:
     return timedelta(microseconds=max(step, micros - micros % step))
 
 
-def _workflow_ids(rng: random.Random) -> list[str]:
-    return [str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in WORKFLOWS]
-
-
 def generate_jobs(
-    count: int, seed: int = 7, now: datetime | None = None, space_id: str = DEMO_SPACE_ID
+    count: int,
+    seed: int = 7,
+    now: datetime | None = None,
+    space_id: str = DEMO_SPACE_ID,
+    days: int = 30,
+    slowdown: Slowdown | None = None,
+    workflows: Sequence[WorkflowProfile] = WORKFLOWS,
 ) -> list[tuple[JobRef, dict[str, Any]]]:
-    """``count`` job bodies as the API returns them, deterministic for a seed and ``now``."""
+    """``count`` job bodies as the API returns them, deterministic for a seed and ``now``.
+
+    Terminal jobs finish uniformly over the last ``days`` days; each workflow's durations come
+    from one fixed log-normal distribution, except where ``slowdown`` says otherwise.
+    """
     rng = random.Random(seed)
     now = (now or datetime.now(timezone.utc)).replace(microsecond=0)
-    workflow_ids = _workflow_ids(rng)
+    workflow_ids = [str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in workflows]
     states, weights = zip(*STATE_WEIGHTS.items())
     jobs = []
     for index in range(count):
-        slot = rng.randrange(len(WORKFLOWS))
-        profile, workflow_id = WORKFLOWS[slot], workflow_ids[slot]
+        slot = rng.randrange(len(workflows))
+        profile, workflow_id = workflows[slot], workflow_ids[slot]
         state = rng.choices(states, weights)[0]
         job_id = f"{rng.getrandbits(128):032x}"
-        body = _job_body(rng, now, profile, workflow_id, job_id, state, index)
+        body = _job_body(rng, now, profile, workflow_id, job_id, state, index, days, slowdown)
         jobs.append((JobRef(space_id, workflow_id, job_id), body))
     return jobs
 
@@ -113,11 +131,16 @@ def _job_body(
     job_id: str,
     state: str,
     index: int,
+    days: int = 30,
+    slowdown: Slowdown | None = None,
 ) -> dict[str, Any]:
     digits = rng.randint(0, 7)
     duration = _round_to_digits(_duration(rng, profile), digits)
-    if state in TERMINAL:  # finished some time in the last 30 days
-        age = duration + timedelta(seconds=rng.uniform(0, 30 * 86400))
+    if state in TERMINAL:  # finished some time in the last ``days`` days
+        finished_ago = timedelta(seconds=rng.uniform(0, days * 86400))
+        if slowdown and slowdown.workflow_name == profile.name and now - finished_ago >= slowdown.since:
+            duration = _round_to_digits(duration * slowdown.factor, digits)
+        age = duration + finished_ago
     else:  # still running: started recently, part-way through its typical duration
         age = duration * rng.uniform(0.05, 0.9)
     created_at = now - age + timedelta(microseconds=rng.randrange(1_000_000))
@@ -151,6 +174,11 @@ def advance_body(body: dict[str, Any], rng: random.Random, now: datetime, finish
     previous = datetime.fromisoformat(body["updated_at"])
     moment = max(now, previous + timedelta(seconds=2))  # stays newer after rounding
     if finish:
+        # work finishes spread over the time since it was last seen running, not all at "now"
+        # (the demo's second run would otherwise put a day's worth of completions into one instant)
+        earliest = previous + timedelta(seconds=2)
+        if earliest < moment:
+            moment = earliest + (moment - earliest) * rng.random()
         digits = rng.randint(0, 7)
         duration = _round_to_digits(moment - created_at, digits)
         state = rng.choices(TERMINAL, (80, 15, 5))[0]

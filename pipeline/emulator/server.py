@@ -35,8 +35,10 @@ class JobStore:
     def __init__(self, jobs: Iterable[tuple[JobRef, dict[str, Any]]] = ()) -> None:
         self._lock = threading.Lock()
         self._bodies: dict[str, dict[str, Any]] = {}
-        self._raw: dict[str, tuple[int, bytes]] = {}
+        self._raw: dict[str, tuple[int, bytes, dict[str, str]]] = {}
         self.requests: Counter[str] = Counter()
+        self.request_times: list[tuple[float, str]] = []
+        """(time.monotonic(), path) of every request, in arrival order (tests check pacing)."""
         self._timelines: dict[str, tuple[JobRef, dict[str, Any], list[Change]]] = {}
         for ref, body in jobs:
             self.put(ref, body)
@@ -45,18 +47,23 @@ class JobStore:
         with self._lock:
             self._bodies[ref.path()] = body
 
-    def put_raw(self, ref: JobRef, status: int, payload: bytes) -> None:
-        """Serve these exact bytes for a job (bad bodies in tests)."""
+    def put_raw(self, ref: JobRef, status: int, payload: bytes, headers: dict[str, str] | None = None) -> None:
+        """Serve these exact bytes (and headers) for a job (bad bodies in tests)."""
         with self._lock:
-            self._raw[ref.path()] = (status, payload)
+            self._raw[ref.path()] = (status, payload, headers or {})
+
+    def clear_raw(self, ref: JobRef) -> None:
+        with self._lock:
+            self._raw.pop(ref.path(), None)
 
     def get(self, ref: JobRef) -> dict[str, Any] | None:
         with self._lock:
             return self._bodies.get(ref.path())
 
-    def lookup(self, path: str) -> tuple[dict[str, Any] | None, tuple[int, bytes] | None]:
+    def lookup(self, path: str) -> tuple[dict[str, Any] | None, tuple[int, bytes, dict[str, str]] | None]:
         with self._lock:
             self.requests[path] += 1
+            self.request_times.append((time.monotonic(), path))
             return self._bodies.get(path), self._raw.get(path)
 
     def attempts(self, path: str) -> int:
@@ -137,7 +144,7 @@ class _Handler(BaseHTTPRequestHandler):
         if emulator.faults.enabled and self._inject_fault(path, match.group(3), body):
             return
         if raw is not None:
-            self._send_bytes(raw[0], raw[1], "application/json")
+            self._send_bytes(raw[0], raw[1], "application/json", raw[2])
         elif body is None:
             self._send_json(404, {"error": "not_found", "message": "workflow job not found"})
         else:

@@ -100,7 +100,7 @@ def realistic_timelines(
     """``count`` jobs created between ``start`` and ``end``: (job id, profile, workflow id, changes)."""
     rng = random.Random(seed)
     jobs = []
-    for index in range(count):
+    for _ in range(count):
         slot = rng.randrange(len(WORKFLOWS))
         created_at = start + (end - start) * rng.random()
         job_id = f"{rng.getrandbits(128):032x}"
