@@ -3,7 +3,9 @@
 -- elapsed_time_disagrees_with_timestamps (> 1 s apart), elapsed_time_on_running_job,
 -- updated_before_created, progress_out_of_range, updated_at_in_future (more than 10 minutes
 -- ahead of the time the row was loaded: a server clock bug; such a job is refetched every run
--- until the API reports a sane time, which then replaces it).
+-- until the API reports a sane time, which then replaces it), in_process_beyond_workflow_p99
+-- (in-process for longer, since created_at, than 99 % of its workflow's finished jobs took;
+-- judged only for workflows with at least 20 finished jobs: a stuck job).
 create or replace view telestream_up.data_quality_issues as
 
 with jobs as (
@@ -17,6 +19,13 @@ with jobs as (
         on workflow_jobs.id = job_durations.job_id
     left join telestream_up._dlt_loads as loads
         on loads.load_id = workflow_jobs._dlt_load_id
+
+),
+
+workflow_p99 as (
+
+    select workflow_id, p99_seconds, terminal_jobs
+    from telestream_up.workflow_duration_stats
 
 ),
 
@@ -65,6 +74,26 @@ problems as (
     select job_id, 'updated_at_in_future', 'updated ' || updated_at || ', loaded ' || loaded_at
     from jobs
     where updated_at > loaded_at + interval '10 minutes'
+
+    union all
+
+    select
+        jobs.job_id,
+        'in_process_beyond_workflow_p99',
+        'in process for ' || cast(jobs.age_seconds as decimal(18, 1)) || ' s; workflow p99 '
+            || cast(workflow_p99.p99_seconds as decimal(18, 1)) || ' s'
+    from (
+        select
+            *,
+            date_diff('microsecond', created_at at time zone 'UTC', current_timestamp at time zone 'UTC') / 1e6
+                as age_seconds
+        from jobs
+        where state = 'in-process'
+    ) as jobs
+    inner join workflow_p99
+        on workflow_p99.workflow_id = jobs.workflow_id
+    where workflow_p99.terminal_jobs >= 20
+        and jobs.age_seconds > workflow_p99.p99_seconds
 
 ),
 
