@@ -304,11 +304,12 @@ def _fetch_and_load(
     confirmed = observations.load_confirmations(workspace.state_dir)
     plan = dataclasses.replace(plan, confirmed=confirmed)
     summary.timings["read state"] = time.monotonic() - started
-    requested = set(plan.refs)
-    summary.backing_off = sum(1 for ref in plan.error_states if ref not in requested and ref in set(jobs))
+    requested, listed = set(plan.refs), set(jobs)
+    summary.backing_off = sum(1 for ref in plan.error_states if ref in listed and ref not in requested)
     summary.skipped_terminal = len(jobs) - len(plan.refs) - summary.backing_off
-    main = dataclasses.replace(plan, refs=[ref for ref in plan.refs if ref not in plan.suspects])
-    suspects = [ref for ref in plan.refs if ref in plan.suspects]
+    suspect_set = plan.suspects  # a property: computed once here, not once per job
+    main = dataclasses.replace(plan, refs=[ref for ref in plan.refs if ref not in suspect_set])
+    suspects = [ref for ref in plan.refs if ref in suspect_set]
     progress = (lambda done: on_progress(done, len(main.refs))) if on_progress else None
     if progress:
         progress(0)  # announces the number of jobs to fetch
