@@ -85,7 +85,7 @@ def run_demo(db_path: Path, jobs: int, seed: int, out: Printer) -> int:
         settings = emulator_settings(emulator.base_url, jobs_file)
         options = RunOptions(db_path=db_path)
         out(f"UP emulator on {emulator.base_url} with {jobs} generated jobs (seed {seed})\n")
-        live = _add_live_jobs(store, max(20, jobs // 3), seed, moments[0], moments[-1])
+        live = _add_live_jobs(store, max(20, jobs // 10), seed, moments[0], moments[-1])
         static = store.refs()
         write_jobs_csv([*static, *store.play(moments[0])], jobs_file)
         out("== first run: every job is new ==")
