@@ -16,7 +16,9 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-DATASET = "telestream_up"
+from pipeline.names import DATASET_NAME
+
+DATASET = DATASET_NAME
 _NAME = re.compile(r"[a-z_][a-z0-9_]*")
 DB_ENV = "UP_JOBS_DB"
 DB_NAMES = ("up_jobs.duckdb", "up_jobs_demo.duckdb")  # a real run's default --db, then the demo's

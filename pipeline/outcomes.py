@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from enum import StrEnum
 from typing import Any
 
 from pipeline.http import FetchResult
@@ -32,11 +33,25 @@ class HeldJob:
         return self.updated_at > datetime.now(timezone.utc) + FUTURE_SKEW
 
 
+class Status(StrEnum):
+    """What one fetch became; counted per run. A StrEnum, so a misspelt status fails loudly."""
+
+    LOADED = "loaded"
+    UNCHANGED = "unchanged"
+    STALE = "stale"  # older than what is held: not loaded
+    FAILED = "failed"
+    QUARANTINED = "quarantined"
+    LOAD_FAILED = "load_failed"  # fetched, but the package holding it could not be loaded
+
+
+FETCHED_WELL = frozenset({Status.LOADED, Status.UNCHANGED, Status.STALE})
+
+
 @dataclass
 class Outcome:
     """Rows for each table produced by one fetch, and how to count it in the summary."""
 
-    status: str  # loaded | unchanged | stale | failed | quarantined
+    status: Status
     job_row: dict[str, Any] | None = None
     error_row: dict[str, Any] | None = None
     quarantine_row: dict[str, Any] | None = None
@@ -48,7 +63,7 @@ def classify(result: FetchResult, held: HeldJob | None, refresh: bool = False) -
     if result.error_kind == "body_too_large":
         return _quarantined(result, result.message)
     if not result.ok:
-        return Outcome("failed", error_row=error_row(result, result.error_kind or "unknown", result.message))
+        return Outcome(Status.FAILED, error_row=error_row(result, result.error_kind or "unknown", result.message))
     try:
         body = json.loads(result.body or b"")
         job = normalize_job(body, result.ref)
@@ -60,7 +75,7 @@ def classify(result: FetchResult, held: HeldJob | None, refresh: bool = False) -
 
 def _quarantined(result: FetchResult, reason: str) -> Outcome:
     return Outcome(
-        "quarantined",
+        Status.QUARANTINED,
         error_row=error_row(result, "malformed", reason),
         quarantine_row=quarantine_row(result, reason),
     )
@@ -69,12 +84,12 @@ def _quarantined(result: FetchResult, reason: str) -> Outcome:
 def _compare(job: NormalizedJob, held: HeldJob | None, refresh: bool) -> Outcome:
     """Newer loads; with ``refresh``, or when what is held claims a future time, different loads."""
     if held is None or job.updated_at > held.updated_at:
-        return Outcome("loaded", job_row=job.row, notes=job.notes)
+        return Outcome(Status.LOADED, job_row=job.row, notes=job.notes)
     if job.updated_at == held.updated_at:
-        return Outcome("unchanged", notes=job.notes)
+        return Outcome(Status.UNCHANGED, notes=job.notes)
     if refresh or held.is_in_future():  # a server clock bug must not pin a job forever
-        return Outcome("loaded", job_row=job.row, notes=[*job.notes, "updated_at went back (replaced what was held)"])
-    return Outcome("stale", notes=job.notes)
+        return Outcome(Status.LOADED, job_row=job.row, notes=[*job.notes, "updated_at went back (replaced what was held)"])
+    return Outcome(Status.STALE, notes=job.notes)
 
 
 def error_row(result: FetchResult, kind: str, message: str) -> dict[str, Any]:
@@ -90,7 +105,7 @@ def error_row(result: FetchResult, kind: str, message: str) -> dict[str, Any]:
     }
 
 
-LOAD_FAILED = "load_failed"
+LOAD_FAILED = Status.LOAD_FAILED.value  # also the error_kind of its fetch_errors rows
 
 
 def load_failed_row(ref: JobRef, message: str) -> dict[str, Any]:

@@ -24,12 +24,11 @@ from pipeline.errors import innermost, one_line_cause
 from pipeline.fetch import fetch_concurrently
 from pipeline.http import FetchResult, RetryPolicy, UpClient
 from pipeline.job_ids import ConfigProblem, JobList, JobRef, JobsFileError, Shard, build_job_list
+from pipeline.names import DATASET_NAME, PIPELINE_NAME
 from pipeline.normalize import TERMINAL_STATES
-from pipeline.outcomes import LOAD_FAILED, HeldJob, load_failed_row
+from pipeline.outcomes import HeldJob, Status, load_failed_row
 from pipeline.run_record import prune_loaded_packages, with_run_record
 from pipeline.settings import (
-    DATASET_NAME,
-    PIPELINE_NAME,
     ConfigError,
     UpJobsConfiguration,
     require_api_key,
@@ -77,11 +76,12 @@ class RunSummary:
     set_aside: list[set_aside.SetAside] = field(default_factory=list)
 
     def count(self, status: str) -> int:
-        return self.stats.outcomes[status]
+        """Jobs that ended as ``status``; an unknown status raises instead of counting zero."""
+        return self.stats.outcomes[Status(status)]
 
     @property
     def failed(self) -> int:
-        return self.count("failed") + self.count("quarantined") + self.count(LOAD_FAILED)
+        return self.count(Status.FAILED) + self.count(Status.QUARANTINED) + self.count(Status.LOAD_FAILED)
 
     @property
     def has_problems(self) -> bool:
@@ -317,7 +317,7 @@ def _fetch_and_load(
     summary.load_id = _extract(pipeline, source, client, loader.file_format, summary.timings)
     with warehouse.load_lock(pipeline, options.lock_timeout_seconds, summary.timings):
         if not loader.load_or_set_aside(refs=main.refs, timings=summary.timings):
-            summary.stats.outcomes[LOAD_FAILED] += summary.stats.outcomes.pop("loaded", 0)
+            summary.stats.outcomes[Status.LOAD_FAILED] += summary.stats.outcomes.pop(Status.LOADED, 0)
         if suspects:
             loader.load_suspects(list(fetch_concurrently(client, suspects, concurrency)), plan, client, concurrency)
         loader.record_load_failures(plan)
@@ -381,7 +381,7 @@ class _Loader:
             elif len(group) > 1:
                 groups += [group[: len(group) // 2], group[len(group) // 2 :]]
             else:
-                self.summary.stats.outcomes[LOAD_FAILED] += 1
+                self.summary.stats.outcomes[Status.LOAD_FAILED] += 1
 
     def record_load_failures(self, plan: FetchPlan) -> None:
         """One bookkeeping load of ``load_failed`` errors, so the jobs show in open_fetch_errors."""

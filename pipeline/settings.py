@@ -21,10 +21,10 @@ from dlt.common.typing import TSecretStrValue
 from pipeline.error_state import BackoffPolicy
 from pipeline.http import RetryPolicy
 from pipeline.job_ids import ConfigProblem
+from pipeline.names import DATASET_NAME, PIPELINE_NAME  # noqa: F401 - re-exported for older imports
 
 SECTIONS = ("sources", "up_jobs")
-PIPELINE_NAME = "up_jobs"
-DATASET_NAME = "telestream_up"
+
 DUCKDB_STORAGE_VERSION = "v1.0.0"
 """Storage format of the published DuckDB file: DuckDB 0.10.3 and every later release read it (README)."""
 

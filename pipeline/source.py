@@ -25,7 +25,7 @@ from pipeline.fetch import fetch_concurrently
 from pipeline.http import FetchResult, UpClient
 from pipeline.job_ids import JobRef
 from pipeline.normalize import TERMINAL_STATES
-from pipeline.outcomes import LOAD_FAILED, HeldJob, classify
+from pipeline.outcomes import FETCHED_WELL, LOAD_FAILED, HeldJob, Status, classify
 
 BATCH_SIZE = 1000
 MAX_FAILURES_LISTED = 10  # failed jobs named in the run summary; the rest are in open_fetch_errors
@@ -151,7 +151,7 @@ def up_jobs_source(
             routed: list[tuple[str, dict[str, Any]]] = []
             if outcome.error_row is not None:
                 routed += error_rows(ref, outcome.error_row, current, now, outcome.quarantine_row)
-            elif previous is not None and outcome.status in ("loaded", "unchanged", "stale"):
+            elif previous is not None and outcome.status in FETCHED_WELL:
                 stats.recovered += 1
                 routed += [(tables.RECOVERIES, _recovery_row(ref)), (tables.ERROR_STATE, after_recovery(ref, previous, now))]
             if outcome.job_row is not None:
@@ -159,13 +159,13 @@ def up_jobs_source(
             for table, row in routed:
                 batches[table].append(row)
             job_id = ref.job_id
-            if outcome.status == "loaded" and outcome.job_row is not None:  # same package as the job row
+            if outcome.status == Status.LOADED and outcome.job_row is not None:  # same package as the job row
                 job = outcome.job_row
                 batches[tables.JOB_OBSERVATIONS].append(
                     observations.observation_row(job, held.get(job_id), observed_at, current.confirmed.get(job_id))
                 )
                 stats.seen[job_id] = (job["updated_at"], result.fetched_at, job["state"] in TERMINAL_STATES)
-            elif outcome.status == "unchanged" and job_id in held:
+            elif outcome.status == Status.UNCHANGED and job_id in held:
                 stats.seen[job_id] = (held[job_id].updated_at, result.fetched_at, held[job_id].state in TERMINAL_STATES)
             if on_progress:
                 on_progress(stats.fetched)

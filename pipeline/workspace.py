@@ -25,7 +25,8 @@ from typing import Collection, Iterator
 
 import duckdb
 
-from pipeline.settings import DATASET_NAME, DUCKDB_STORAGE_VERSION, ConfigError
+from pipeline.names import DATASET_NAME
+from pipeline.settings import DUCKDB_STORAGE_VERSION, ConfigError
 
 STAGING_SCHEMA = f"{DATASET_NAME}_staging"
 """dlt's merge staging dataset: the working copy needs it, the published file leaves it out."""

@@ -12,8 +12,9 @@ from datetime import date, datetime
 from typing import Optional
 
 from pipeline.alerts.config import AlertsConfiguration
+from pipeline.names import DATASET_NAME
 
-SCHEMA = "telestream_up"
+SCHEMA = DATASET_NAME
 HOUR = 3600.0
 
 

@@ -20,7 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Iterable
 
 from pipeline.emulator.faults import FaultPlan
-from pipeline.emulator.generator import advance_body
+from pipeline.emulator.generator import TERMINAL, advance_body
 from pipeline.emulator.timeline import Change, body_at
 from pipeline.job_ids import JobRef
 
@@ -104,7 +104,7 @@ class JobStore:
         changed = []
         with self._lock:
             for path, body in sorted(self._bodies.items()):
-                if body.get("state") in ("succeeded", "failed", "stopped") or path in self._timelines:
+                if body.get("state") in TERMINAL or path in self._timelines:
                     continue  # timeline jobs follow their own history (play)
                 finish = rng.random() < fraction
                 if not finish and rng.random() < 0.5:
