@@ -16,7 +16,7 @@ from pipeline.emulator.server import DEFAULT_API_KEY
 from pipeline.emulator.timeline import realistic_timelines, runs_read
 from pipeline.job_ids import JobRef
 from pipeline.runner import RunOptions, run
-from pipeline.settings import UpJobsConfiguration
+from pipeline.settings import ConfigError, UpJobsConfiguration
 from pipeline.summary import format_summary
 from pipeline.workspace import Workspace
 
@@ -51,7 +51,7 @@ def _reset_demo_database(db_path: Path) -> None:
             except duckdb.Error:
                 spaces = []
         if any(space != DEMO_SPACE_ID for (space,) in spaces):
-            raise RuntimeError(f"{db_path} holds non-demo jobs; pass --db with another file for the demo")
+            raise ConfigError(f"{db_path} holds non-demo jobs; pass --db with another file for the demo")
         db_path.unlink()
     shutil.rmtree(Workspace.for_duckdb(db_path).state_dir, ignore_errors=True)
 

@@ -18,6 +18,17 @@ SECRET_KEY = "sk-TEST-4f1d2c9e8b7a6d5c-NEVER-PRINT"
 
 
 @pytest.fixture(autouse=True)
+def restore_signal_handlers() -> Iterator[None]:
+    """``cli.main`` run in-process installs its SIGTERM/SIGINT handlers; later tests get pytest's back."""
+    import signal
+
+    saved = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for number, handler in saved.items():
+        signal.signal(number, handler)
+
+
+@pytest.fixture(autouse=True)
 def isolated_dlt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Own working dir, dlt data dir and no inherited UP settings; telemetry off."""
     for name in list(os.environ):

@@ -130,6 +130,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 - stdlib naming
         emulator = self.server.emulator
+        emulator.request_started()
+        try:
+            self._answer(emulator)
+        finally:
+            emulator.request_ended()
+
+    def _answer(self, emulator: "EmulatorServer") -> None:
         if emulator.latency_seconds:
             time.sleep(emulator.latency_seconds)
         if self.headers.get("Authorization") != f"Bearer {emulator.api_key}":
@@ -261,6 +268,18 @@ class EmulatorServer:
         self._thread: threading.Thread | None = None
         self._connections_lock = threading.Lock()
         self.connections_opened = 0
+        self._in_flight = 0
+        self.most_in_flight = 0
+        """The most requests the emulator was answering at once (tests check the client's bound)."""
+
+    def request_started(self) -> None:
+        with self._connections_lock:
+            self._in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self._in_flight)
+
+    def request_ended(self) -> None:
+        with self._connections_lock:
+            self._in_flight -= 1
 
     def count_connection(self) -> None:
         """Counted per TCP connection, so tests and the benchmark can see keep-alive reuse."""
