@@ -5,6 +5,7 @@
     python -m bench strategies            # our thread pool vs dlt parallelized/defer, fetch only
     python -m bench faults --jobs 2000    # the fault matrix on a bigger run
     python -m bench loading --jobs 100000 # load cost alone: dlt dicts/arrow vs a plain DuckDB insert
+    python -m bench parsing --jobs 1000000  # parse and validate a jobs file of that many lines
     python -m bench publishing --jobs 100000  # publish cost alone: working copy → analysis file
     python -m bench readers --db up_jobs_demo.duckdb  # which DuckDB releases open the published file
 
@@ -197,9 +198,15 @@ def readers_main(args: argparse.Namespace) -> None:
         raise SystemExit(1)
 
 
+def parsing_main(args: argparse.Namespace) -> None:
+    from bench.parsing import main as measure
+
+    measure(args)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
-    parser.add_argument("mode", nargs="?", default="pipeline", choices=["pipeline", "faults", "strategies", "loading", "publishing", "readers"])
+    parser.add_argument("mode", nargs="?", default="pipeline", choices=["pipeline", "faults", "strategies", "loading", "publishing", "readers", "parsing"])
     parser.add_argument("--jobs", type=int, default=5000)
     parser.add_argument("--latency-ms", type=float, default=50)
     parser.add_argument("--concurrency", type=int, default=32)
@@ -208,7 +215,7 @@ def main() -> None:
     parser.add_argument("--memory-jobs", type=int, default=100_000, help="jobs for the L=0 memory run (0 = skip)")
     args = parser.parse_args()
     modes = {"pipeline": bench_main, "faults": faults_main, "strategies": strategies_main, "loading": loading_main,
-             "publishing": publishing_main, "readers": readers_main}
+             "publishing": publishing_main, "readers": readers_main, "parsing": parsing_main}
     modes[args.mode](args)
 
 

@@ -11,10 +11,13 @@ import codecs
 import csv
 import hashlib
 import io
+import itertools
 import re
+import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence, TextIO
 
 
 class JobsFileError(ValueError):
@@ -26,7 +29,7 @@ CSV_COLUMNS = ("workflow_id", "job_id")
 OPTIONAL_CSV_COLUMNS = ("space_id",)
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)
 class JobRef:
     """One job to fetch: the three path IDs of the UP job endpoint."""
 
@@ -77,11 +80,13 @@ def _preview(value: str) -> str:
     return repr(value if len(value) <= 40 else value[:40] + "…")
 
 
-Parsed = tuple[str, JobRef] | ConfigProblem
-"""A usable line (its location and job) or the problem with it."""
+Parsed = tuple[str | int, JobRef] | ConfigProblem
+"""A usable line (its location: a config entry's name, or a line number of the jobs file) and
+its job, or the problem with it. Line numbers stay ints until a problem needs the text: a
+million-line file must not hold a million location strings."""
 
 
-def _make_ref(space_id: object, workflow_id: object, job_id: object, location: str) -> Parsed:
+def _make_ref(space_id: object, workflow_id: object, job_id: object, location: str | int, source_name: str = "") -> Parsed:
     reasons = [
         reason
         for reason in (
@@ -92,8 +97,10 @@ def _make_ref(space_id: object, workflow_id: object, job_id: object, location: s
         if reason
     ]
     if reasons:
-        return ConfigProblem(location, "; ".join(reasons) + " (line not requested)")
-    return location, JobRef(str(space_id), str(workflow_id), str(job_id))
+        where = f"{source_name}:{location}" if isinstance(location, int) else location
+        return ConfigProblem(where, "; ".join(reasons) + " (line not requested)")
+    # workflow and space ids repeat on every line: one string object each, not one per line
+    return location, JobRef(sys.intern(str(space_id)), sys.intern(str(workflow_id)), str(job_id))
 
 
 def parse_config_jobs(entries: Sequence[object], default_space_id: str | None) -> Iterable[Parsed]:
@@ -107,15 +114,18 @@ def parse_config_jobs(entries: Sequence[object], default_space_id: str | None) -
         yield _make_ref(default_space_id, workflow_id, job_id, location)
 
 
-def parse_jobs_csv(text: str, source_name: str, default_space_id: str | None) -> Iterable[Parsed]:
-    """Parse a jobs CSV (header ``workflow_id,job_id[,space_id]``); line 1 is the header."""
-    text = text.removeprefix("\ufeff")
-    reader = csv.reader(io.StringIO(text, newline=""))
-    header = next(reader, None)
+def parse_jobs_csv(text: str | TextIO, source_name: str, default_space_id: str | None) -> Iterable[Parsed]:
+    """Parse a jobs CSV (header ``workflow_id,job_id[,space_id]``); line 1 is the header.
+
+    ``text`` may be the whole text or an open file, read line by line (a 1,000,000-line file
+    is never held in memory as one string)."""
+    lines = io.StringIO(text.removeprefix("\ufeff"), newline="") if isinstance(text, str) else text
+    reader = csv.reader(lines)
+    header = next(_rows(reader, source_name), None)
     if header is None:
         yield ConfigProblem(f"{source_name}:1", "file is empty; expected header 'workflow_id,job_id'")
         return
-    columns = [name.strip() for name in header]
+    columns = [name.strip().removeprefix("\ufeff") for name in header]
     missing = [name for name in CSV_COLUMNS if name not in columns]
     if missing:
         yield ConfigProblem(f"{source_name}:1", f"header lacks column(s) {', '.join(missing)}")
@@ -123,16 +133,20 @@ def parse_jobs_csv(text: str, source_name: str, default_space_id: str | None) ->
     unknown = [name for name in columns if name not in CSV_COLUMNS + OPTIONAL_CSV_COLUMNS]
     if unknown:
         yield ConfigProblem(f"{source_name}:1", f"unknown column(s) ignored: {', '.join(unknown)}", is_error=False)
+    width = len(columns)
+    workflow_at, job_at = columns.index("workflow_id"), columns.index("job_id")
+    space_at = columns.index("space_id") if "space_id" in columns else None
     for row in _rows(reader, source_name):
-        location = f"{source_name}:{reader.line_num}"
+        line = reader.line_num
         if not row or all(cell == "" for cell in row):
             continue
-        if len(row) > len(columns):
-            yield ConfigProblem(location, f"expected at most {len(columns)} fields, got {len(row)}")
+        if len(row) > width:
+            yield ConfigProblem(f"{source_name}:{line}", f"expected at most {width} fields, got {len(row)}")
             continue
-        values = dict(zip(columns, row + [""] * (len(columns) - len(row))))
-        space_id = values.get("space_id") or default_space_id
-        yield _make_ref(space_id, values["workflow_id"], values["job_id"], location)
+        if len(row) < width:
+            row = row + [""] * (width - len(row))
+        space_id = (row[space_at] if space_at is not None else "") or default_space_id
+        yield _make_ref(space_id, row[workflow_at], row[job_at], line, source_name)
 
 
 def _rows(reader: Any, source_name: str) -> Iterator[list[str]]:
@@ -148,24 +162,33 @@ def _rows(reader: Any, source_name: str) -> Iterator[list[str]]:
         yield row
 
 
-def read_jobs_file(path: Path) -> str:
-    """The file's text: UTF-8 (BOM optional) or UTF-16 with a BOM; anything else is named."""
+@contextmanager
+def open_jobs_file(path: Path) -> Iterator[TextIO]:
+    """The file as text lines: UTF-8 (BOM optional) or UTF-16 with a BOM; anything else is named."""
     if path.is_dir():
         raise JobsFileError(f"jobs file {path} is a directory, not a CSV file")
     if not path.exists():
         raise JobsFileError(f"jobs file {path} does not exist")
     try:
-        raw = path.read_bytes()
+        with open(path, "rb") as probe:
+            start = probe.read(4096)
+        encoding = "utf-16" if start.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) else "utf-8-sig"
+        if encoding != "utf-16" and b"\x00" in start:
+            raise JobsFileError(f"jobs file {path} looks like UTF-16 without a BOM; save it as UTF-8")
+        handle = open(path, encoding=encoding, errors="strict" if encoding == "utf-16" else "replace", newline="")
     except OSError as error:
         raise JobsFileError(f"jobs file {path} cannot be read: {error.strerror or error}") from None
-    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+    with handle:
         try:
-            return raw.decode("utf-16")
+            yield handle
         except UnicodeDecodeError as error:
             raise JobsFileError(f"jobs file {path} starts with a UTF-16 BOM but is not valid UTF-16: {error.reason}") from None
-    if b"\x00" in raw[:4096]:
-        raise JobsFileError(f"jobs file {path} looks like UTF-16 without a BOM; save it as UTF-8")
-    return raw.decode("utf-8", errors="replace")
+
+
+def read_jobs_file(path: Path) -> str:
+    """The whole text (small files, tests); runs read it line by line through :func:`open_jobs_file`."""
+    with open_jobs_file(path) as handle:
+        return handle.read()
 
 
 def build_job_list(
@@ -174,28 +197,30 @@ def build_job_list(
     default_space_id: str | None,
 ) -> JobList:
     """Combine the config list and the CSV into one deduplicated, validated job list."""
-    items: list[Parsed] = []
-    if config_jobs:
-        items.extend(parse_config_jobs(config_jobs, default_space_id))
-    if jobs_file:
-        path = Path(jobs_file)
-        text = read_jobs_file(path)
-        items.extend(parse_jobs_csv(text, str(path), default_space_id))
-    return dedupe(items)
+    config_items = parse_config_jobs(config_jobs, default_space_id) if config_jobs else ()
+    if not jobs_file:
+        return dedupe(config_items)
+    path = Path(jobs_file)
+    with open_jobs_file(path) as lines:
+        return dedupe(itertools.chain(config_items, parse_jobs_csv(lines, str(path), default_space_id)), str(path))
 
 
-def dedupe(items: Iterable[Parsed]) -> JobList:
+def dedupe(items: Iterable[Parsed], source_name: str = "") -> JobList:
     """Keep the first occurrence of each job; later ones are reported, not requested twice."""
-    first_seen: dict[JobRef, str] = {}
+    first_seen: dict[JobRef, str | int] = {}
     problems: list[ConfigProblem] = []
+
+    def where(location: str | int) -> str:
+        return f"{source_name}:{location}" if isinstance(location, int) else location
+
     for item in items:
         if isinstance(item, ConfigProblem):
             problems.append(item)
             continue
         location, ref = item
         if ref in first_seen:
-            message = f"duplicate of {first_seen[ref]}, ignored"
-            problems.append(ConfigProblem(location, message, is_error=False))
+            message = f"duplicate of {where(first_seen[ref])}, ignored"
+            problems.append(ConfigProblem(where(location), message, is_error=False))
         else:
             first_seen[ref] = location
     return JobList(list(first_seen), problems)

@@ -1,0 +1,46 @@
+"""Parse and validate a generated jobs file of N lines, in a fresh process (peak RSS is its own).
+
+    python -m bench parsing --jobs 1000000
+
+Prints wall seconds, peak RSS and the counts, for the issue's target (1,000,000 lines: < 5 s,
+< 200 MB); 1 line in 10,000 is made bad so problem reporting is part of the cost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+CHILD = """
+import resource, sys, time
+from pipeline.job_ids import build_job_list
+started = time.monotonic()
+jobs = build_job_list(None, sys.argv[1], "space-1")
+seconds = time.monotonic() - started
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(f"{len(jobs.jobs)} jobs, {len(jobs.problems)} problem lines, {seconds:.2f} s, peak RSS {peak:.0f} MB")
+"""
+
+
+def write_jobs_file(path: Path, lines: int, seed: int = 1) -> None:
+    rng = random.Random(seed)
+    workflows = [f"{rng.getrandbits(128):032x}" for _ in range(12)]
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write("workflow_id,job_id,space_id\n")
+        for index in range(lines):
+            job_id = f"{rng.getrandbits(128):032x}" if index % 10_000 else "../not-a-job"
+            handle.write(f"{workflows[index % 12]},{job_id},space-1\n")
+
+
+def main(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "jobs.csv"
+        write_jobs_file(path, args.jobs)
+        size = path.stat().st_size / 1e6
+        print(f"jobs file: {args.jobs:,} lines, {size:.0f} MB")
+        result = subprocess.run([sys.executable, "-c", CHILD, str(path)], capture_output=True, text=True, check=True)
+        print(result.stdout.strip())
