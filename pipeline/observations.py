@@ -85,17 +85,18 @@ def load_confirmations(state_dir: Path) -> dict[str, Confirmation]:
         return {}  # missing or unreadable: bounds fall back to the reports alone
 
 
-def save_confirmations(state_dir: Path, known: Mapping[str, Confirmation], seen: Mapping[str, tuple[datetime, datetime, bool]]) -> None:
-    """Merge this run's sightings (updated_at, fetched_at, is_terminal); finished jobs are dropped
-    (they are not polled again). Written atomically: a crash leaves the old file or the new one."""
+def save_confirmations(state_dir: Path, known: Mapping[str, Confirmation], seen: Mapping[str, tuple[datetime, datetime] | None]) -> None:
+    """Merge this run's sightings ((updated_at, fetched_at), or None for a finished job, which is
+    dropped: it is not polled again). Written atomically: a crash leaves the old file or the new
+    one; streamed, so 100,000 running jobs never sit in memory as one JSON string."""
     merged = dict(known)
-    for job_id, (updated_at, fetched_at, is_terminal) in seen.items():
-        if is_terminal:
+    for job_id, sighting in seen.items():
+        if sighting is None:
             merged.pop(job_id, None)
         else:
-            merged[job_id] = (updated_at, fetched_at)
+            merged[job_id] = sighting
     path = state_dir / CONFIRMATIONS_FILE
     temporary = path.with_suffix(".tmp")
-    temporary.write_text(json.dumps({job_id: [u.isoformat(), f.isoformat()] for job_id, (u, f) in merged.items()}),
-                         encoding="utf-8")
+    with open(temporary, "w", encoding="utf-8") as handle:
+        json.dump({job_id: [u.isoformat(), f.isoformat()] for job_id, (u, f) in merged.items()}, handle)
     os.replace(temporary, path)

@@ -40,8 +40,10 @@ class FetchStats:
     requests: int = 0
     recovered: int = 0
     failures: list[dict[str, Any]] = field(default_factory=list)  # the first MAX_FAILURES_LISTED fetch_errors rows
-    seen: dict[str, tuple[datetime, datetime, bool]] = field(default_factory=dict)
-    """job id → (updated_at, fetched_at, is terminal) of every job fetched whole: when it was last confirmed."""
+    seen: dict[str, tuple[datetime, datetime] | None] = field(default_factory=dict)
+    """job id → (updated_at, fetched_at) of every running job fetched whole (when it was last
+    confirmed); None for a finished one (forgotten: it is not polled again). Nothing more per job:
+    at 100,000 jobs every tuple here is memory the run holds to its end."""
 
 
     @property
@@ -164,9 +166,10 @@ def up_jobs_source(
                 batches[tables.JOB_OBSERVATIONS].append(
                     observations.observation_row(job, held.get(job_id), observed_at, current.confirmed.get(job_id))
                 )
-                stats.seen[job_id] = (job["updated_at"], result.fetched_at, job["state"] in TERMINAL_STATES)
+                stats.seen[job_id] = None if job["state"] in TERMINAL_STATES else (job["updated_at"], result.fetched_at)
             elif outcome.status == Status.UNCHANGED and job_id in held:
-                stats.seen[job_id] = (held[job_id].updated_at, result.fetched_at, held[job_id].state in TERMINAL_STATES)
+                is_finished = held[job_id].state in TERMINAL_STATES
+                stats.seen[job_id] = None if is_finished else (held[job_id].updated_at, result.fetched_at)
             if on_progress:
                 on_progress(stats.fetched)
             failpoints.reached(f"fetched:{stats.fetched}")
