@@ -36,7 +36,7 @@ from pipeline.settings import (
 )
 from pipeline.source import FetchPlan, FetchStats, error_rows, table_rows_source, up_jobs_source
 from pipeline.views import AppliedViews, apply_views
-from pipeline.workspace import Workspace
+from pipeline.workspace import DUCKDB_MEMORY_LIMIT, Workspace
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -124,19 +124,12 @@ def keep_dlt_columns_on_arrow_rows() -> None:
     dlt.config["normalize.parquet_normalizer.add_dlt_id"] = True
 
 
-DUCKDB_LOAD_MEMORY_LIMIT = "256MB"
-"""DuckDB's buffer pool while merging into the working copy. Left to DuckDB (80 % of RAM) it was the
-peak of a 100,000-job run at L=0: 445 MB RSS; with 256 MB, 397 MB (128 MB: 391 MB), no slower
-(measured with bench's memory run). DuckDB spills to disk beyond it: a bigger load is slower, not
-failed."""
-
-
 def working_copy_destination(work_db: Path) -> TDestinationReferenceArg:
     """The local DuckDB working copy, its buffer pool capped (passed here, not through dlt.config,
     where a ``destination`` key would shadow ``sources.up_jobs.destination`` for later runs)."""
     from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
-    credentials = DuckDbCredentials(str(work_db), global_config={"memory_limit": DUCKDB_LOAD_MEMORY_LIMIT})
+    credentials = DuckDbCredentials(str(work_db), global_config={"memory_limit": DUCKDB_MEMORY_LIMIT})
     return dlt.destinations.duckdb(credentials=credentials)
 
 
