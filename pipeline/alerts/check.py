@@ -130,38 +130,26 @@ def announce(
     with state.locked(state_dir) as is_locked:
         if not is_locked:
             warnings.append(f"alert state folder {state_dir} unusable; alerts may be announced again")
-        return _announce(target, alerts, evaluated, state_dir, now, config, warnings)
-
-
-def _announce(
-    target: WebhookTarget,
-    alerts: list[Alert],
-    evaluated: set[str],
-    state_dir: Path,
-    now: datetime,
-    config: AlertsConfiguration,
-    warnings: list[str],
-) -> WebhookOutcome:
-    path = state.state_path(state_dir)
-    previous, warning = state.read_state(path)
-    if warning:
-        warnings.append(warning)
-    resend = timedelta(hours=config.resend_after_hours) if config.resend_after_hours else None
-    plan = state.plan(alerts, previous, now, resend, evaluated)
-    outcome = WebhookOutcome(configured=True, announced=len(plan.firing), resolved=len(plan.resolved))
-    if not plan.is_empty:
-        try:
-            post_text(target, webhook_text(plan, len(alerts)))
-            outcome.delivered = True
-        except WebhookFailed as error:
-            outcome.delivered, outcome.error = False, str(error)
-            return outcome  # state unchanged: the next run announces it all again
-    if plan.next_state != previous:
-        try:
-            state.write_state(path, plan.next_state)
-        except OSError as error:  # never hide the alerts over a bookkeeping file
-            warnings.append(f"alert state {path} not saved ({error.strerror}); alerts may be announced again")
-    return outcome
+        path = state.state_path(state_dir)
+        previous, warning = state.read_state(path)
+        if warning:
+            warnings.append(warning)
+        resend = timedelta(hours=config.resend_after_hours) if config.resend_after_hours else None
+        plan = state.plan(alerts, previous, now, resend, evaluated)
+        outcome = WebhookOutcome(configured=True, announced=len(plan.firing), resolved=len(plan.resolved))
+        if not plan.is_empty:
+            try:
+                post_text(target, webhook_text(plan, len(alerts)))
+                outcome.delivered = True
+            except WebhookFailed as error:
+                outcome.delivered, outcome.error = False, str(error)
+                return outcome  # state unchanged: the next run announces it all again
+        if plan.next_state != previous:
+            try:
+                state.write_state(path, plan.next_state)
+            except OSError as error:  # never hide the alerts over a bookkeeping file
+                warnings.append(f"alert state {path} not saved ({error.strerror}); alerts may be announced again")
+        return outcome
 
 
 def webhook_text(plan: state.Announcement, firing: int) -> str:
