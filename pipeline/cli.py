@@ -119,11 +119,6 @@ def _progress_printer(stream: TextIO = sys.stderr) -> Callable[[int, int], None]
     return ProgressLog(stream, announce=sys.stdout)
 
 
-def _one_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return text[0] if text else type(error).__name__
-
-
 def _error_log_path(args: argparse.Namespace) -> Path:
     """Next to the run's private state: ``<db>.work/last_error.log`` (or ``.up_jobs/`` for warehouses)."""
     from pipeline.workspace import Workspace
@@ -263,7 +258,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("dlt").setLevel(logging.WARNING)
     from dlt.common.configuration.exceptions import ConfigurationException
 
-    from pipeline.errors import innermost, one_line_cause
+    from pipeline.errors import first_line, innermost, one_line_cause
     from pipeline.http import AuthRejected
     from pipeline.settings import ConfigError
     from pipeline.workspace import LockHeld
@@ -281,7 +276,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                            (ConfigurationException, EXIT_CONFIG)):
             found = innermost(error, kind)
             if found is not None:
-                print(f"up-jobs: error: {redact(_one_line(found))}", file=sys.stderr)
+                print(f"up-jobs: error: {redact(first_line(found))}", file=sys.stderr)
                 return code
         log = _write_error_log(error, _error_log_path(args), redact)
         print(f"up-jobs: error: run aborted: {redact(one_line_cause(error))}", file=sys.stderr)

@@ -31,9 +31,15 @@ def innermost(error: BaseException, kind: type[E]) -> E | None:
     return None
 
 
-def _first_line(error: BaseException) -> str:
+def message_line(error: BaseException) -> str:
+    """The first non-empty line of the error's message; "" when it says nothing."""
     lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
     return lines[0] if lines else ""
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of the message, or the error's type when the message is empty."""
+    return message_line(error) or type(error).__name__
 
 
 def one_line_cause(error: BaseException) -> str:
@@ -41,7 +47,7 @@ def one_line_cause(error: BaseException) -> str:
     links = list(chain(error))
     steps = (getattr(link, "step", None) for link in links)  # dlt's PipelineStepFailed names its step
     step = next((name for name in steps if isinstance(name, str)), None)
-    cause = next((link for link in reversed(links) if _first_line(link)), links[-1])
-    text = f"{type(cause).__name__}: {_first_line(cause)}" if _first_line(cause) else type(cause).__name__
+    cause = next((link for link in reversed(links) if message_line(link)), links[-1])
+    text = f"{type(cause).__name__}: {message_line(cause)}" if message_line(cause) else type(cause).__name__
     text = text[:MAX_CAUSE_CHARS]
     return f"{step} step failed: {text}" if step else text

@@ -67,7 +67,6 @@ class RunSummary:
     backing_off: int = 0
     stats: FetchStats = field(default_factory=FetchStats)
     config_problems: list[ConfigProblem] = field(default_factory=list)
-    views: list[str] = field(default_factory=list)
     views_applied: AppliedViews = field(default_factory=AppliedViews)
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
@@ -335,7 +334,6 @@ def _fetch_and_load(
         started_views = time.monotonic()
         warehouse.ensure_tables(pipeline)
         summary.views_applied = apply_views(pipeline)  # every shard: only missing or changed views
-        summary.views = summary.views_applied.names
         summary.timings["views"] = time.monotonic() - started_views
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import dlt
 from dlt.common.exceptions import TerminalException
 
+from pipeline.errors import innermost
 from pipeline.job_ids import JobRef
 
 ATTEMPTS_FILE = "load_attempts.json"
@@ -43,14 +44,7 @@ class SetAside:
 
 def is_terminal(error: BaseException) -> bool:
     """dlt marks failures that retrying cannot fix (a value refused by the destination) terminal."""
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        if isinstance(current, TerminalException):
-            return True
-        seen.add(id(current))
-        current = current.__cause__ or current.__context__
-    return False
+    return innermost(error, TerminalException) is not None
 
 
 def pending_load_ids(pipeline: dlt.Pipeline) -> list[str]:

@@ -66,12 +66,12 @@ def _to_table(table: str, rows: Any) -> Any:
     return dlt.mark.with_hints(rows, hints, create_table_variant=True)
 
 
-def _recovery_row(ref: JobRef) -> dict[str, Any]:
+def _recovery_row(ref: JobRef, now: datetime) -> dict[str, Any]:
     return {
         "space_id": ref.space_id,
         "workflow_id": ref.workflow_id,
         "job_id": ref.job_id,
-        "recovered_at": datetime.now(timezone.utc),
+        "recovered_at": now,  # the same instant as the closed fetch_error_state row
     }
 
 
@@ -87,10 +87,6 @@ class FetchPlan:
     backoff: BackoffPolicy = BackoffPolicy()
     confirmed: Mapping[str, observations.Confirmation] = field(default_factory=dict)
     """When a poll last found each running job's held version (:mod:`pipeline.observations`)."""
-
-    @property
-    def open_errors(self) -> frozenset[JobRef]:
-        return frozenset(self.error_states)
 
     @property
     def suspects(self) -> frozenset[JobRef]:
@@ -155,7 +151,7 @@ def up_jobs_source(
                 routed += error_rows(ref, outcome.error_row, current, now, outcome.quarantine_row)
             elif previous is not None and outcome.status in FETCHED_WELL:
                 stats.recovered += 1
-                routed += [(tables.RECOVERIES, _recovery_row(ref)), (tables.ERROR_STATE, after_recovery(ref, previous, now))]
+                routed += [(tables.RECOVERIES, _recovery_row(ref, now)), (tables.ERROR_STATE, after_recovery(ref, previous, now))]
             if outcome.job_row is not None:
                 routed.append((tables.WORKFLOW_JOBS, outcome.job_row))
             for table, row in routed:

@@ -30,6 +30,8 @@ from dlt.destinations.exceptions import DatabaseUndefinedRelation
 from sqlglot import exp
 from sqlglot.errors import ErrorLevel
 
+from pipeline.errors import first_line
+
 SQL_DIR_CANDIDATES = (
     Path(__file__).resolve().parent / "sql",  # installed: sql/ is packaged as pipeline/sql
     Path(__file__).resolve().parent.parent / "sql",  # source checkout
@@ -199,7 +201,7 @@ def apply_views(pipeline: dlt.Pipeline, sources: dict[str, str] | None = None) -
                 failures[name] = str(error)
                 continue
             except Exception as error:  # noqa: BLE001 - named and reported as one clear line
-                failures[name] = f"sql/{name}.sql could not be applied: {_first_line(error)}"
+                failures[name] = f"sql/{name}.sql could not be applied: {first_line(error)}"
                 continue
             result.changed += replaced
             result.restored += restored
@@ -208,11 +210,6 @@ def apply_views(pipeline: dlt.Pipeline, sources: dict[str, str] | None = None) -
         reasons = [failures[name] for name in (sources or view_sources()) if name in failures]
         raise ViewError(f"{len(failures)} view(s) not applied ({len(result.names)} applied): " + "; ".join(reasons))
     return result
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return text[0] if text else type(error).__name__
 
 
 def _translated_ddl(sql: str, dialect: str | None) -> str:
@@ -272,7 +269,7 @@ def _replace(
 
 def _blocked(name: str, view: str, error: BaseException) -> str:
     return (f"sql/{name}.sql not applied: your view {view} depends on telestream_up.{name} and would no longer "
-            f"work on its new definition ({_first_line(error)}); the old definition stays: change or drop "
+            f"work on its new definition ({first_line(error)}); the old definition stays: change or drop "
             f"{view}, then the next run applies it")
 
 
@@ -388,7 +385,7 @@ def _replace_on_postgres(
                 if view_name == name:
                     raise
                 raise ViewError(f"sql/{name}.sql not applied: sql/{view_name}.sql, built on it, fails on the new "
-                                f"definition ({_first_line(error)})") from None
+                                f"definition ({first_line(error)})") from None
         for view in ours:
             _restore_privileges(client, view, current_user)
         for view in theirs:  # by depth: a user view after those it selects from

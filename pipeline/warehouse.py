@@ -117,10 +117,6 @@ def held_jobs(pipeline: dlt.Pipeline) -> dict[str, HeldJob]:
     return {job_id: HeldJob(updated_at, state) for job_id, updated_at, state in rows}
 
 
-def open_error_refs(pipeline: dlt.Pipeline) -> frozenset[JobRef]:
-    return frozenset(error_states(pipeline))
-
-
 def error_states(pipeline: dlt.Pipeline) -> dict[JobRef, ErrorState]:
     """Each job whose latest fetch or load failed: from ``fetch_error_state`` (the pipeline's own
     table); errors recorded before that table existed come from the view's stable columns."""

@@ -151,8 +151,7 @@ class Workspace:
         """
         if self.db_path is None:
             return
-        check_storage_version(storage_version)
-        self.remove_leftovers()
+        self.remove_leftovers()  # the version was checked before the run loaded anything
         temporary = self.db_path.with_name(f".{self.db_path.name}.{os.getpid()}.tmp")
         failure: PublishError | None = None
         try:
