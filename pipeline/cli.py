@@ -160,7 +160,8 @@ def command_run(args: argparse.Namespace) -> int:
 
     from pipeline import runlog
     from pipeline.config_hints import hinted
-    from pipeline.runner import RunOptions, parse_shard, run
+    from pipeline.planning import parse_shard
+    from pipeline.runner import RunOptions, run
     from pipeline.settings import ConfigError, load_settings, unknown_keys
     from pipeline.summary import format_summary
 

@@ -21,15 +21,8 @@ import dlt
 from dlt.extract.source import DltSource
 
 from pipeline import warehouse
-from pipeline.runner import (
-    keep_dlt_columns_on_arrow_rows,
-    load_job_list,
-    make_client,
-    make_pipeline,
-    parse_shard,
-    plan_fetch,
-    shard_jobs,
-)
+from pipeline.planning import load_job_list, parse_shard, plan_fetch, shard_jobs
+from pipeline.runner import keep_dlt_columns_on_arrow_rows, make_client, make_pipeline
 from pipeline.settings import UpJobsConfiguration, load_settings
 from pipeline.source import FetchPlan, FetchStats, up_jobs_source
 
