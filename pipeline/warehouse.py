@@ -20,6 +20,7 @@ from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
 from pipeline import tables
 from pipeline.error_state import ErrorState
+from pipeline.errors import naming_options
 from pipeline.job_ids import JobRef
 from pipeline.outcomes import HeldJob
 from pipeline.settings import ConfigError
@@ -72,7 +73,7 @@ def load_lock(
         while not (client.execute_sql("select pg_try_advisory_lock(%s)", LOAD_LOCK_KEY) or [[False]])[0][0]:
             waited = time.monotonic() - started
             if waited >= limit:
-                raise LockHeld(lock_holder_message(client, waited))
+                raise naming_options(LockHeld, lock_holder_message(client, waited))
             time.sleep(min(LOCK_POLL_SECONDS, limit - waited))
         if timings is not None:
             timings["load lock wait"] = timings.get("load lock wait", 0.0) + time.monotonic() - started
@@ -108,7 +109,7 @@ def lock_holder_message(client: Any, waited: float) -> str:
         f"{state} since {state_since:%Y-%m-%d %H:%M:%S %Z}".strip() if state and state_since else "",
     ) if part)
     return (f"{prefix}: held by server process {pid}" + (f" ({who})" if who else "")
-            + f"; raise --lock-timeout, or if that session is stale end it: select pg_terminate_backend({pid})")
+            + f"; raise {{lock_timeout_seconds}}, or if that session is stale end it: select pg_terminate_backend({pid})")
 
 
 def held_jobs(pipeline: dlt.Pipeline) -> dict[str, HeldJob]:
@@ -154,8 +155,9 @@ def check_destination_name(name: str) -> None:
     except UnknownDestinationModule:
         close = difflib.get_close_matches(name, dlt.destinations.__all__, n=1)
         hint = f"did you mean {close[0]}? " if close else ""
-        raise ConfigError(
-            f"unknown destination {name!r} (--destination or sources.up_jobs.destination): {hint}"
+        raise naming_options(
+            ConfigError,
+            f"unknown destination {name!r} ({{destination}} or sources.up_jobs.destination): {hint}"
             f"dlt's destinations are {', '.join(sorted(dlt.destinations.__all__))}; a named destination "
             f"needs destination.{name}.destination_type"
         ) from None
