@@ -116,10 +116,21 @@ def _progress_printer(stream: TextIO = sys.stderr) -> Callable[[int, int], None]
 
 
 def _error_log_path(args: argparse.Namespace) -> Path:
-    """Next to the run's private state: ``<db>.work/last_error.log`` (or ``.up_jobs/`` for warehouses)."""
+    """Next to the run's private state: ``<db>.work/last_error.log`` (or ``.up_jobs/`` for warehouses),
+    the destination resolved as the run resolves it (a flag, else ``sources.up_jobs.destination``)."""
+    from pipeline.run_options import is_local_duckdb
     from pipeline.workspace import Workspace
 
-    if getattr(args, "destination", None) not in (None, "", "duckdb"):
+    destination = getattr(args, "destination", None)
+    if args.command == "run":
+        try:
+            from pipeline.run_options import options_from_flags, resolve_run
+            from pipeline.settings import load_settings
+
+            destination = resolve_run(load_settings(), options_from_flags(vars(args))).destination
+        except Exception:  # noqa: BLE001 - the failure may be the settings themselves: the flag alone then
+            pass
+    if not is_local_duckdb(destination):
         return Path.cwd() / ".up_jobs" / "last_error.log"
     return Workspace.for_duckdb(Path(getattr(args, "db", DEFAULT_DB)).resolve()).state_dir / "last_error.log"
 

@@ -95,3 +95,14 @@ def test_dlt_columns_on_arrow_rows_hold_for_the_run_only(emulator):
         assert [dlt.config[key] for key in keys] == [False, False]
     loads = emulator.query("select count(*), count(_dlt_load_id), count(_dlt_id) from telestream_up.workflow_jobs")
     assert loads[0][0] > 0 and loads[0][0] == loads[0][1] == loads[0][2]
+
+
+def test_the_error_log_goes_where_the_resolved_destination_keeps_state(tmp_path, monkeypatch):
+    """A warehouse named only in config keeps its error log with the warehouse state, as a flag does."""
+    from pipeline.cli import _error_log_path
+
+    monkeypatch.chdir(tmp_path)
+    args = build_parser().parse_args(["run"])
+    assert _error_log_path(args) == tmp_path / "up_jobs.duckdb.work" / "last_error.log"
+    monkeypatch.setenv("SOURCES__UP_JOBS__DESTINATION", "postgres")
+    assert _error_log_path(args) == tmp_path / ".up_jobs" / "last_error.log"
