@@ -34,10 +34,16 @@ def naming_options(kind: Callable[[str], E], template: str) -> E:
     return error
 
 
+def options_template(error: BaseException) -> str | None:
+    """The message with its ``{option}`` placeholders, when :func:`naming_options` made the error."""
+    template = getattr(error, _TEMPLATE, None)
+    return template if isinstance(template, str) else None
+
+
 def options_spelt(error: BaseException, spell: Callable[[str], str]) -> str:
     """The error's first line, the run options it names spelt by ``spell`` (the CLI: as its flags)."""
-    template = getattr(error, _TEMPLATE, None)
-    if not isinstance(template, str):
+    template = options_template(error)
+    if template is None:
         return first_line(error)
     text = _OPTION.sub(lambda match: spell(match.group(1)), template)
     return next((line.strip() for line in text.splitlines() if line.strip()), first_line(error))

@@ -106,3 +106,12 @@ def test_the_error_log_goes_where_the_resolved_destination_keeps_state(tmp_path,
     assert _error_log_path(args) == tmp_path / "up_jobs.duckdb.work" / "last_error.log"
     monkeypatch.setenv("SOURCES__UP_JOBS__DESTINATION", "postgres")
     assert _error_log_path(args) == tmp_path / ".up_jobs" / "last_error.log"
+
+
+def test_unknown_key_hints_keep_the_options_for_the_cli_to_spell():
+    from pipeline.config_hints import hinted
+
+    with pytest.raises(ConfigError) as raised, hinted([ConfigProblem("environment", "unknown key 'shards'")]):
+        parse_shard("3/2")
+    assert str(raised.value).startswith("shard takes i/n") and "environment: unknown key 'shards'" in str(raised.value)
+    assert options_spelt(raised.value, flag_of).startswith("--shard takes i/n")
