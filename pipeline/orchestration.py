@@ -40,7 +40,8 @@ def up_jobs(
     jobs_file: str | None = None,
     settings: UpJobsConfiguration | None = None,
 ) -> DltSource:
-    """The UP jobs source for ``pipeline.run``; configuration as for ``up-jobs run``.
+    """The UP jobs source for ``pipeline.run``; its settings resolved as ``up-jobs run`` resolves
+    its own (:func:`pipeline.run_options.resolve_run`: concurrency, jobs file, dead-job backoff).
 
     Per-job errors land in ``fetch_errors``/``quarantined_records`` as usual; a rejected key
     raises, failing the task.
