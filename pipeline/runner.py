@@ -18,7 +18,7 @@ import dlt
 from dlt.common.destination import Destination, TDestinationReferenceArg
 from dlt.extract.source import DltSource
 
-from pipeline import failpoints, observations, set_aside, warehouse
+from pipeline import failpoints, observations, set_aside, tables, warehouse
 from pipeline.error_state import BackoffPolicy
 from pipeline.errors import innermost, one_line_cause
 from pipeline.fetch import fetch_concurrently
@@ -231,7 +231,7 @@ def run(
             warehouse.check_connection(pipeline)  # a refused login is a configuration error (exit 2)
         _fetch_and_load(pipeline, workspace, client, job_list, options, concurrency, summary, on_progress)
         started_publish = time.monotonic()
-        workspace.publish(settings.duckdb_storage_version)
+        workspace.publish(settings.duckdb_storage_version, tables.PRIMARY_KEY)
         summary.timings["publish"] = time.monotonic() - started_publish
         failpoints.reached("published")
     summary.seconds = time.monotonic() - started
