@@ -100,13 +100,24 @@ class JobList:
     problems: list[ConfigProblem]
     problem_count: int = 0
     error_count: int = 0
+    listed: int = -1
+    """How many jobs were listed (kept when the listing is released)."""
 
     @property
     def has_errors(self) -> bool:
         return self.error_count > 0
 
+    def __post_init__(self) -> None:
+        if self.listed < 0:
+            self.listed = self.listing.num_rows
+
     def __len__(self) -> int:
-        return self.listing.num_rows
+        return self.listed
+
+    def release_listing(self) -> None:
+        """Drop the Arrow listing once planning has read it (tens of MB at a million jobs); the
+        counts and problems stay."""
+        self.listing = self.listing.schema.empty_table()
 
     @property
     def jobs(self) -> list[JobRef]:

@@ -259,6 +259,7 @@ def _fetch_and_load(
         with warehouse.load_lock(pipeline, options.lock_timeout_seconds, summary.timings):
             loader.load_or_set_aside(refs=())
     plan, counts = plan_fetch(pipeline, jobs, options.refresh, options.retry_errors, options.backoff, summary.config_problems)
+    jobs.release_listing()
     confirmed = observations.load_confirmations(workspace.state_dir)
     plan = dataclasses.replace(plan, confirmed=confirmed)
     summary.timings["read state"] = time.monotonic() - started
