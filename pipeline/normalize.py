@@ -23,10 +23,10 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping
 
 from pipeline.job_ids import JobRef
+from pipeline.states import KNOWN_STATES
+from pipeline.states import TERMINAL_STATES as TERMINAL_STATES  # re-exported: pipeline.planning imports it from here
 from pipeline.timespan import TimeSpanError, parse_timespan_seconds
 
-KNOWN_STATES = frozenset({"created", "in-process", "succeeded", "failed", "stopped", "retry"})
-TERMINAL_STATES = frozenset({"succeeded", "failed", "stopped"})
 TEXT_FIELDS = ("id", "name", "workflow_id", "workflow_name", "state", "workflow_version", "elapsed_time")
 TIMESTAMP_FIELDS = ("created_at", "updated_at")
 DOCUMENTED_FIELDS = frozenset((*TEXT_FIELDS, *TIMESTAMP_FIELDS, "progress"))
