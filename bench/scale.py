@@ -26,8 +26,8 @@ from bench.parsing import CHILD as PARSE_CHILD
 from pipeline.demo import write_jobs_csv
 from pipeline.emulator import EmulatorServer, JobStore, generate_jobs
 from pipeline.names import DATASET_NAME
-from pipeline.normalize import TERMINAL_STATES
 from pipeline.settings import DUCKDB_STORAGE_VERSION
+from pipeline.states import TERMINAL_STATES
 from pipeline.tables import PRIMARY_KEY
 from pipeline.workspace import Workspace
 

@@ -25,7 +25,6 @@ from typing import Any, Callable, Mapping
 from pipeline.job_fields import BODY_FIELDS, DOCUMENTED_FIELDS, JOB_FIELDS, Field, Source
 from pipeline.job_ids import JobRef
 from pipeline.states import KNOWN_STATES
-from pipeline.states import TERMINAL_STATES as TERMINAL_STATES  # re-exported: pipeline.planning imports it from here
 from pipeline.timespan import TimeSpanError, parse_timespan_seconds
 
 # How far ahead of this machine's clock an updated_at may be before it is reported as bogus.

@@ -19,10 +19,11 @@ import dlt
 from pipeline import tables
 from pipeline.error_state import BackoffPolicy, ErrorState
 from pipeline.job_ids import ConfigProblem, JobList, JobRef, JobsFileError, Shard, build_job_list
-from pipeline.normalize import FUTURE_SKEW, TERMINAL_STATES
+from pipeline.normalize import FUTURE_SKEW
 from pipeline.outcomes import HeldJob
 from pipeline.settings import ConfigError, UpJobsConfiguration
 from pipeline.source import FetchPlan
+from pipeline.states import TERMINAL_STATES
 from pipeline.views import destination_kind
 
 __all__ = ["parse_shard", "plan_fetch", "load_job_list", "PlannedCounts"]

@@ -24,8 +24,8 @@ from pipeline.error_state import BackoffPolicy, ErrorState, after_failure, after
 from pipeline.fetch import fetch_concurrently
 from pipeline.http import FetchResult, UpClient
 from pipeline.job_ids import JobRef
-from pipeline.normalize import TERMINAL_STATES
 from pipeline.outcomes import FETCHED_WELL, LOAD_FAILED, HeldJob, Status, classify
+from pipeline.states import TERMINAL_STATES
 
 BATCH_SIZE = 1000
 MAX_FAILURES_LISTED = 10  # failed jobs named in the run summary; the rest are in open_fetch_errors
