@@ -20,7 +20,7 @@ from dlt.extract.source import DltSource
 
 from pipeline import warehouse
 from pipeline.factories import build_source, keep_dlt_columns_on_arrow_rows, make_pipeline
-from pipeline.planning import load_job_list, plan_fetch, shard_jobs
+from pipeline.planning import load_job_list, plan_fetch
 from pipeline.run_options import RunOptions, parse_shard, resolve_run
 from pipeline.settings import UpJobsConfiguration, load_settings
 from pipeline.source import FetchPlan
@@ -48,10 +48,10 @@ def up_jobs(
     """
     keep_dlt_columns_on_arrow_rows()
     run = resolve_run(settings or load_settings(), RunOptions(shard=shard, refresh=refresh, jobs_file=jobs_file))
-    jobs = shard_jobs(load_job_list(run.config, run.jobs_file).jobs, run.shard)
+    jobs = load_job_list(run.config, run.jobs_file, run.shard)
 
     def plan() -> FetchPlan:
-        return plan_fetch(dlt.current.pipeline(), jobs, run.refresh, run.retry_errors, run.backoff)
+        return plan_fetch(dlt.current.pipeline(), jobs, run.refresh, run.retry_errors, run.backoff)[0]
 
     return build_source(run, plan)
 

@@ -16,14 +16,14 @@ from typing import Callable
 import dlt
 from dlt.extract.source import DltSource
 
-from pipeline import failpoints, observations, warehouse
+from pipeline import failpoints, observations, tables, warehouse
 from pipeline.factories import build_source, dlt_columns_on_arrow_rows, make_client, make_pipeline, make_workspace
 from pipeline.fetch import fetch_concurrently
 from pipeline.http import UpClient
-from pipeline.job_ids import ConfigProblem, JobRef
+from pipeline.job_ids import ConfigProblem, JobList
 from pipeline.loader import Loader
 from pipeline.outcomes import Status
-from pipeline.planning import load_job_list, plan_fetch, shard_jobs
+from pipeline.planning import load_job_list, plan_fetch
 from pipeline.run_options import RunOptions, RunSettings, resolve_run
 from pipeline.run_record import prune_loaded_packages, with_run_record
 from pipeline.settings import UpJobsConfiguration
@@ -67,10 +67,11 @@ def execute(
 ) -> RunSummary:
     """Run once; raises ConfigError, AuthRejected, LockHeld, or dlt's errors on failure."""
     started = time.monotonic()
-    job_list = load_job_list(settings.config, settings.jobs_file)
+    job_list = load_job_list(settings.config, settings.jobs_file, settings.shard)
     client = make_client(settings, stop)
-    jobs = shard_jobs(job_list.jobs, settings.shard)
-    summary = RunSummary(listed=len(jobs), config_problems=job_list.problems)
+    summary = RunSummary(listed=len(job_list), config_problems=job_list.problems)
+    summary.config_problems_not_kept = job_list.problem_count - len(job_list.problems)
+    summary.config_errors_not_kept = job_list.error_count - sum(problem.is_error for problem in job_list.problems)
     summary.destination = settings.warehouse
     if summary.destination:
         warehouse.check_destination_name(summary.destination)
@@ -85,9 +86,9 @@ def execute(
         pipeline = make_pipeline(workspace, settings.destination, settings.shard)
         if summary.destination:
             warehouse.check_connection(pipeline)  # a refused login is a configuration error (exit 2)
-        _fetch_and_load(pipeline, workspace, client, jobs, settings, summary, on_progress)
+        _fetch_and_load(pipeline, workspace, client, job_list, settings, summary, on_progress)
         started_publish = time.monotonic()
-        workspace.publish(settings.storage_version)
+        workspace.publish(settings.storage_version, tables.PRIMARY_KEY)
         summary.timings["publish"] = time.monotonic() - started_publish
         failpoints.reached("published")
     summary.seconds = time.monotonic() - started
@@ -98,7 +99,7 @@ def _fetch_and_load(
     pipeline: dlt.Pipeline,
     workspace: Workspace,
     client: UpClient,
-    jobs: list[JobRef],
+    jobs: JobList,
     settings: RunSettings,
     summary: RunSummary,
     on_progress: ProgressCallback | None,
@@ -113,13 +114,12 @@ def _fetch_and_load(
     if pipeline.has_pending_data:  # a previous run died after extracting: finish its work first
         with warehouse.load_lock(pipeline, settings.lock_timeout_seconds, summary.timings):
             loader.load_or_set_aside(refs=())
-    plan = plan_fetch(pipeline, jobs, settings.refresh, settings.retry_errors, settings.backoff)
+    plan, counts = plan_fetch(pipeline, jobs, settings.refresh, settings.retry_errors, settings.backoff, summary.config_problems)
+    jobs.release_listing()
     confirmed = observations.load_confirmations(workspace.state_dir)
     plan = dataclasses.replace(plan, confirmed=confirmed)
     summary.timings["read state"] = time.monotonic() - started
-    requested, listed = set(plan.refs), set(jobs)
-    summary.backing_off = sum(1 for ref in plan.error_states if ref in listed and ref not in requested)
-    summary.skipped_terminal = len(jobs) - len(plan.refs) - summary.backing_off
+    summary.backing_off, summary.skipped_terminal = counts.backing_off, counts.skipped_terminal
     suspect_set = plan.suspects  # a property: computed once here, not once per job
     main = dataclasses.replace(plan, refs=[ref for ref in plan.refs if ref not in suspect_set])
     suspects = [ref for ref in plan.refs if ref in suspect_set]

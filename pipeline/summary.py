@@ -22,6 +22,9 @@ class RunSummary:
     backing_off: int = 0
     stats: FetchStats = field(default_factory=FetchStats)
     config_problems: list[ConfigProblem] = field(default_factory=list)
+    config_problems_not_kept: int = 0
+    """Job-list problems counted but not kept with their text (past job_ids.MAX_PROBLEMS_KEPT)."""
+    config_errors_not_kept: int = 0
     views_applied: AppliedViews = field(default_factory=AppliedViews)
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
@@ -39,7 +42,8 @@ class RunSummary:
 
     @property
     def has_problems(self) -> bool:
-        return self.failed > 0 or bool(self.set_aside) or any(problem.is_error for problem in self.config_problems)
+        config_errors = self.config_errors_not_kept > 0 or any(problem.is_error for problem in self.config_problems)
+        return self.failed > 0 or bool(self.set_aside) or config_errors
 
 
 def format_summary(summary: RunSummary, spell: Callable[[str], str] = str) -> str:
@@ -81,6 +85,7 @@ def format_summary(summary: RunSummary, spell: Callable[[str], str] = str) -> st
     problems = summary.config_problems
     for problem in problems[:MAX_PROBLEM_LINES]:
         lines.append(f"{'error' if problem.is_error else 'warning'}: {spell(problem.location)}: {problem.message}")
-    if len(problems) > MAX_PROBLEM_LINES:
-        lines.append(f"... and {len(problems) - MAX_PROBLEM_LINES} more job-list problem(s)")
+    hidden = max(0, len(problems) - MAX_PROBLEM_LINES) + summary.config_problems_not_kept
+    if hidden:
+        lines.append(f"... and {hidden} more job-list problem(s)")
     return "\n".join(lines)

@@ -20,9 +20,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Iterable
 
 from pipeline.emulator.faults import FaultPlan
-from pipeline.emulator.generator import TERMINAL, advance_body
+from pipeline.emulator.generator import advance_body
 from pipeline.emulator.timeline import Change, body_at
 from pipeline.job_ids import JobRef
+from pipeline.states import TERMINAL_STATES
 
 BASE_PATH = "/v1"
 DEFAULT_API_KEY = "emulator-key-not-secret"
@@ -104,7 +105,7 @@ class JobStore:
         changed = []
         with self._lock:
             for path, body in sorted(self._bodies.items()):
-                if body.get("state") in TERMINAL or path in self._timelines:
+                if body.get("state") in TERMINAL_STATES or path in self._timelines:
                     continue  # timeline jobs follow their own history (play)
                 finish = rng.random() < fraction
                 if not finish and rng.random() < 0.5:
