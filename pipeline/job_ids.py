@@ -407,9 +407,9 @@ class Shard:
             index_text, count_text = text.split("/")
             shard = cls(int(index_text), int(count_text))
         except ValueError:
-            raise ValueError(f"--shard takes i/n with 0 <= i < n, e.g. 0/3; got {text!r}") from None
+            raise ValueError(f"shard takes i/n with 0 <= i < n, e.g. 0/3; got {text!r}") from None
         if not 0 <= shard.index < shard.count:
-            raise ValueError(f"--shard takes i/n with 0 <= i < n, e.g. 0/3; got {text!r}")
+            raise ValueError(f"shard takes i/n with 0 <= i < n, e.g. 0/3; got {text!r}")
         return shard
 
     def owns(self, ref: JobRef) -> bool:

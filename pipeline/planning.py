@@ -18,6 +18,7 @@ import dlt
 
 from pipeline import tables
 from pipeline.error_state import BackoffPolicy, ErrorState
+from pipeline.errors import naming_options
 from pipeline.job_ids import ConfigProblem, JobList, JobRef, JobsFileError, Shard, build_job_list
 from pipeline.normalize import FUTURE_SKEW
 from pipeline.outcomes import HeldJob
@@ -26,7 +27,7 @@ from pipeline.source import FetchPlan
 from pipeline.states import TERMINAL_STATES
 from pipeline.views import destination_kind
 
-__all__ = ["parse_shard", "plan_fetch", "load_job_list", "PlannedCounts"]
+__all__ = ["plan_fetch", "load_job_list", "PlannedCounts"]
 
 _DECIDE = """
 with listed as (
@@ -95,19 +96,11 @@ class PlannedCounts:
         return self.listed - self.requested - self.backing_off
 
 
-def parse_shard(text: str | None) -> Shard | None:
-    """``"i/n"`` as given to ``up-jobs run`` or to the orchestration helpers; None for one worker."""
-    try:
-        return Shard.parse(text) if text else None
-    except ValueError as error:
-        raise ConfigError(str(error)) from None
-
-
 def load_job_list(settings: UpJobsConfiguration, jobs_file_option: str | None = None, shard: Shard | None = None) -> JobList:
     """The configured jobs (this shard's share), checked and deduplicated."""
     jobs_file = jobs_file_option or settings.jobs_file
     if not settings.jobs and not jobs_file:
-        raise ConfigError("no jobs configured: set sources.up_jobs.jobs or jobs_file, or pass --jobs-file")
+        raise naming_options(ConfigError, "no jobs configured: set sources.up_jobs.jobs or jobs_file, or pass {jobs_file}")
     try:
         return build_job_list(settings.jobs, jobs_file, settings.space_id, shard)
     except JobsFileError as error:
