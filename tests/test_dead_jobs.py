@@ -75,7 +75,7 @@ def test_a_404_job_backs_off_then_is_retried_then_recovers(emulator):
     recovered = run(retry_errors=True)
     assert recovered.stats.recovered == 1 and recovered.count("loaded") == 1
     assert emulator.query("select count(*) from telestream_up.open_fetch_errors") == [(0,)]
-    assert emulator.query("select count(*) from telestream_up.fetch_recoveries") == [(1,)]
+    assert emulator.query("select job_id from telestream_up.fetch_recoveries") == [(ghost.job_id,)]
 
 
 def test_refresh_also_retries_at_once(emulator):
