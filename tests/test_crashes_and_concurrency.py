@@ -102,16 +102,19 @@ def test_overlapping_run_exits_promptly_with_its_own_code(emulator, tmp_path):
 
 
 def test_overlapping_run_can_wait_for_the_lock(emulator, tmp_path):
-    emulator.server.latency_seconds = 0.05
-    first = _start(emulator, tmp_path, "--concurrency", "2")
-    _wait_for_requests(emulator, 2)
-    assert first.poll() is None, "the first run must still hold the lock when the second starts"
-    second = up_jobs("run", "--jobs-file", str(emulator.jobs_file), "--lock-timeout", "60", env=emulator.env(), cwd=tmp_path)
-    # the second could only finish after the first released the lock, i.e. after it had ended
-    assert first.poll() is not None, "the second run finished while the first still held the lock"
-    first.communicate(timeout=120)
-    assert first.returncode == 0 and second.returncode == 0, second.stderr
-    assert len(_table(tmp_path / "up_jobs.duckdb")) == 60
+    """A run started while the lock is held waits (--lock-timeout) and sends nothing until it is released."""
+    from pipeline.workspace import Workspace
+
+    with Workspace.for_duckdb((tmp_path / "up_jobs.duckdb").resolve()).lock():  # what a running run holds
+        second = _start(emulator, tmp_path, "--lock-timeout", "60")
+        assert " up-jobs run " in second.stdout.readline()  # the header: the run is about to take the lock
+        held_until = time.monotonic() + 3
+        while time.monotonic() < held_until:
+            assert second.poll() is None and emulator.store.total_requests == 0, "the run went on while the lock was held"
+            time.sleep(0.1)
+    _, stderr = second.communicate(timeout=120)
+    assert second.returncode == 0, stderr
+    assert emulator.store.total_requests == 60 and len(_table(tmp_path / "up_jobs.duckdb")) == 60
 
 
 READER = """

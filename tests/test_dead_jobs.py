@@ -52,15 +52,18 @@ def _requests(emulator, ref: JobRef) -> int:
 def test_a_404_job_backs_off_then_is_retried_then_recovers(emulator):
     ghost = JobRef("demo-space", "wf-ghost", "0" * 32)
     write_jobs_csv([*emulator.store.refs(), ghost], emulator.jobs_file)
-    run = lambda **options: emulator.run(settings=SETTINGS, **options)  # noqa: E731
-    first, second = run(), run()
+
+    def run(backoff_seconds: float = BACKOFF_SECONDS, **options):
+        return emulator.run(settings={**SETTINGS, "dead_job_backoff_hours": backoff_seconds / 3600}, **options)
+
+    first, second = run(3600), run(3600)  # an hour: the next run is inside it however slow this machine is
     assert first.count("failed") == 1 and second.count("failed") == 1 and _requests(emulator, ghost) == 2
     rows = emulator.query("select failed_runs, next_attempt_at from telestream_up.open_fetch_errors")
     assert len(rows) == 1 and rows[0][0] == 2 and rows[0][1] is not None  # two in a row: now it waits
 
-    waiting = run()  # inside the backoff: not requested, not counted as a failure
+    waiting = run(3600)  # inside the backoff: not requested, not counted as a failure
     assert _requests(emulator, ghost) == 2 and waiting.backing_off == 1 and not waiting.has_problems
-    forced = run(retry_errors=True)
+    forced = run(retry_errors=True)  # the third failure: twice BACKOFF_SECONDS from now
     assert _requests(emulator, ghost) == 3 and forced.count("failed") == 1
 
     time.sleep(BACKOFF_SECONDS * 2 + 0.2)  # the third failure doubled the wait

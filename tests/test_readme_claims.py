@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -159,9 +160,15 @@ def test_destination_from_config_and_a_view_that_cannot_be_applied(tmp_path, pos
 
 def test_the_installed_package_runs_outside_the_source_tree(emulator, tmp_path):
     """The wheel `pip install .` installs (no source tree on the path): the console script and the views ship in it."""
+    source = tmp_path / "source"  # a copy: building writes build/ beside pyproject.toml, and a stale one would hide a loss
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, source / name)
+    for name in ("pipeline", "sql"):
+        shutil.copytree(REPO / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
     built = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path / "dist"),
-         str(REPO)], capture_output=True, text=True, timeout=300,
+         str(source)], capture_output=True, text=True, timeout=300,
     )
     assert built.returncode == 0, built.stdout + built.stderr
     [wheel] = (tmp_path / "dist").glob("up_jobs-*.whl")
