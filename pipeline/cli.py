@@ -29,7 +29,7 @@ DEFAULT_DB = "up_jobs.duckdb"
 DEFAULT_DEMO_DB = "up_jobs_demo.duckdb"
 
 
-def _add_run_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_run_parser(commands: argparse._SubParsersAction) -> None:
     run = commands.add_parser("run", help="fetch the configured jobs and load them (the cron job)")
     run.add_argument("--db", default=DEFAULT_DB, help=f"analysis DuckDB file (default {DEFAULT_DB})")
     run.add_argument("--jobs-file", help="CSV of jobs (header workflow_id,job_id[,space_id])")
@@ -150,7 +150,7 @@ def _redactor() -> Callable[[str], str]:
         from pipeline.settings import load_settings
 
         key = load_settings().api_key
-    except Exception:  # noqa: BLE001 - redact at least Bearer values
+    except Exception:  # redact at least Bearer values
         key = None
     return Redactor(str(key) if key else None).text
 
@@ -268,7 +268,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except KeyboardInterrupt as error:
         return _interrupted(error)
-    except Exception as error:  # noqa: BLE001 - the edge: every failure becomes one line and a code
+    except Exception as error:  # the edge: every failure becomes one line and a code
         interrupt = innermost(error, KeyboardInterrupt)  # dlt wraps a signal raised inside a step
         if interrupt is not None:
             return _interrupted(interrupt)

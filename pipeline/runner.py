@@ -172,7 +172,7 @@ def _extract(
     """Fetch and extract (the slow, parallel part); returns the new load id."""
     started = time.monotonic()
     try:
-        extract_info = pipeline.extract(source, loader_file_format=loader_file_format)  # type: ignore[arg-type]
+        extract_info = pipeline.extract(source, loader_file_format=loader_file_format)  # type: ignore[arg-type]  # dlt: a Literal of format names
     finally:
         client.close()
     timings["fetch+extract"] = time.monotonic() - started
@@ -295,7 +295,7 @@ class _Loader:
         try:
             _normalize_load(self.pipeline, {} if timings is None else timings)
             return True
-        except Exception as error:  # noqa: BLE001 - decided below: set aside, or re-raised
+        except Exception as error:  # decided below: set aside, or re-raised
             if innermost(error, KeyboardInterrupt) is not None or not self._should_set_aside(error):
                 raise
             cause = one_line_cause(error)
@@ -321,7 +321,7 @@ class _Loader:
             stats = FetchStats()
             self.pipeline.extract(
                 up_jobs_source(client, plan, stats, concurrency, results=group),
-                loader_file_format=self.file_format,  # type: ignore[arg-type]
+                loader_file_format=self.file_format,  # type: ignore[arg-type]  # dlt: a Literal of format names
             )
             if self.load_or_set_aside(refs=[result.ref for result in group]):
                 self.summary.stats.outcomes.update(stats.outcomes)

@@ -59,7 +59,7 @@ COLUMNS: dict[str, list[TColumnSchema]] = {
         _text("state"),
         _double("progress"),
         _timestamp("created_at"),
-        {**_timestamp("updated_at"), "dedup_sort": "desc"},  # type: ignore[typeddict-item]
+        {**_timestamp("updated_at"), "dedup_sort": "desc"},
         _text("elapsed_time"),
         _double("elapsed_seconds"),
         _text("elapsed_time_error"),
@@ -130,7 +130,7 @@ _DLT_COLUMNS: list[TColumnSchema] = [
 
 
 def columns_hint(table: str) -> dict[str, TColumnSchema]:
-    return {column["name"]: column for column in COLUMNS[table]}  # type: ignore[misc]
+    return {column["name"]: column for column in COLUMNS[table]}  # type: ignore[misc]  # dlt's TColumnSchema makes name optional; ours all have one
 
 
 def empty_table_schemas() -> list[TTableSchema]:

@@ -128,7 +128,7 @@ def test_every_command_and_option_is_documented_in_the_readme():
     from pipeline.cli import build_parser
 
     readme = (REPO / "README.md").read_text()
-    subcommands = build_parser()._subparsers._group_actions[0]  # type: ignore[union-attr]  # argparse keeps them private
+    subcommands = build_parser()._subparsers._group_actions[0]  # argparse keeps them private
     described = {action.dest: action.help for action in subcommands._choices_actions}
     for name, parser in subcommands.choices.items():
         assert f"up-jobs {name}" in readme or f"--project-dir /opt/up-jobs {name}" in readme, name
