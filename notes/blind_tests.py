@@ -7,13 +7,13 @@ root in the test venv:
     python notes/blind_tests.py            # every mutant
     python notes/blind_tests.py M03 M09    # some
 
-Results go to notes/blind_tests_results.json; notes/blind_tests.md is the table written from them.
+Results go to notes/blind_tests_results.json; the table in notes/blind_tests.md is written from them.
 A mutant whose ``old`` text no longer occurs (the code moved on) is reported as ``stale``.
 ``tests/old_test_*.py`` entries are the versions before the fix, made for the run with
 ``git show 7fb51b6:tests/test_cli.py > tests/old_test_cli.py`` (likewise test_pipeline_e2e,
 test_crashes_and_concurrency) and deleted afterwards: they PASS under the mutation, which is
 what made them blind. ``--restored`` runs every guarding test on the unmutated code; ``--table``
-writes notes/blind_tests_table.md.
+prints the table of notes/blind_tests.md.
 """
 
 from __future__ import annotations
@@ -132,10 +132,20 @@ MUTANTS = [
 
 
 def _first_failure(output: str) -> str:
-    """The comparison that failed (pytest's rewritten ``assert ...`` line), else the first error line."""
+    """The test's own message if it has one, else pytest's rewritten ``assert ...`` (with its first
+    ``where`` line when the assert alone says little), else the first error line."""
     errors = [line[1:].strip() for line in output.splitlines() if line.startswith("E ")]
-    chosen = next((line for line in errors if line.startswith("assert ")), errors[0] if errors else "")
-    if not chosen:
+    custom = [line for line in errors if line.startswith("AssertionError: ") and not line[16:].startswith("assert") and len(line) < 180]
+    asserts = [index for index, line in enumerate(errors) if line.startswith("assert ")]
+    if custom:
+        chosen = custom[0][16:]
+    elif asserts:
+        chosen = errors[asserts[0]]
+        if len(chosen) < 20 and asserts[0] + 1 < len(errors):
+            chosen += " " + errors[asserts[0] + 1].lstrip("+ ")
+    elif errors:
+        chosen = errors[0]
+    else:
         lines = [line for line in output.splitlines() if line.startswith(("FAILED", "ERROR"))]
         chosen = lines[0] if lines else output.strip().splitlines()[-1]
     return chosen[:240]
@@ -196,7 +206,7 @@ def restored() -> None:
 
 
 def table() -> None:
-    """notes/blind_tests.md from the results."""
+    """The table of notes/blind_tests.md, from the results (printed)."""
     results = json.loads(RESULTS.read_text())
     outcome = results.get("restored", {})
     rows = ["| # | item | test(s) | mutation (never committed) | with the mutation | restored |", "|---|---|---|---|---|---|"]
@@ -204,13 +214,15 @@ def table() -> None:
         result = results.get(mutant.key, {})
         tests = "<br>".join(f"`{test.replace('tests/', '')}`" for test in mutant.tests)
         failure = result.get("failure", "").splitlines()
-        shown = f"{result.get('verdict', 'not run')}: `{failure[0]}`" if failure else result.get("verdict", "not run")
+        first = failure[0] if not failure or len(failure[0]) < 150 else failure[0][:147] + "..."
+        shown = f"{result.get('verdict', 'not run')}: `{first}`" if failure else result.get("verdict", "not run")
         mine = [test for test in mutant.tests if "/old_" not in test]
-        back = ", ".join(sorted({outcome.get(test, outcome.get(test.split("[")[0], "?")) for test in mine}))
+        back = ", ".join(sorted({value for name, value in outcome.items()
+                                 if any(name == test or name.startswith(test + "[") for test in mine)})) or "?"
         if all(test.endswith(".py") for test in mine):  # a whole file
             back = ", ".join(sorted({value for name, value in outcome.items() if name.split("::")[0] in mine})) or "?"
         rows.append(f"| {mutant.key} | {mutant.item} | {tests} | `{mutant.path}`: {mutant.what} | {shown} | {back} |")
-    (ROOT / "notes" / "blind_tests_table.md").write_text("\n".join(rows) + "\n")
+    print("\n".join(rows))
 
 
 if __name__ == "__main__":
