@@ -58,7 +58,7 @@ def bench_strategies(jobs: int, polls: int, changed_share: float) -> None:
                 previous = {row["job_id"]: row["updated_at"] for row in snapshot}
                 sent += len(rows)
                 started = time.monotonic()
-                pipeline.run(rows, table_name="job_observations", **hints)  # type: ignore[arg-type]
+                pipeline.run(rows, table_name="job_observations", **hints)
                 seconds.append(time.monotonic() - started)
             with pipeline.sql_client() as client:
                 stored = client.execute_sql("select count(*) from job_observations")[0][0]

@@ -33,7 +33,7 @@ def _load(pipeline: dlt.Pipeline, rows: list[dict[str, Any]]) -> None:
     def workflow_jobs() -> Any:
         yield from batches
 
-    pipeline.run(workflow_jobs(), loader_file_format="parquet")  # type: ignore[arg-type]
+    pipeline.run(workflow_jobs(), loader_file_format="parquet")
 
 
 def build_workspace(folder: Path, count: int) -> Workspace:

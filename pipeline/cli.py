@@ -29,7 +29,7 @@ DEFAULT_DB = "up_jobs.duckdb"
 DEFAULT_DEMO_DB = "up_jobs_demo.duckdb"
 
 
-def _add_run_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_run_parser(commands: argparse._SubParsersAction) -> None:
     from pipeline.run_options import run_flags
 
     run = commands.add_parser("run", help="fetch the configured jobs and load them (the cron job)")
@@ -128,7 +128,7 @@ def _error_log_path(args: argparse.Namespace) -> Path:
             from pipeline.settings import load_settings
 
             destination = resolve_run(load_settings(), options_from_flags(vars(args))).destination
-        except Exception:  # noqa: BLE001 - the failure may be the settings themselves: the flag alone then
+        except Exception:  # the failure may be the settings themselves: the flag alone then
             pass
     if not is_local_duckdb(destination):
         return Path.cwd() / ".up_jobs" / "last_error.log"
@@ -157,7 +157,7 @@ def _redactor() -> Callable[[str], str]:
         from pipeline.settings import load_settings
 
         key = load_settings().api_key
-    except Exception:  # noqa: BLE001 - redact at least Bearer values
+    except Exception:  # redact at least Bearer values
         key = None
     return Redactor(str(key) if key else None).text
 
@@ -266,7 +266,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except KeyboardInterrupt as error:
         return _interrupted(error)
-    except Exception as error:  # noqa: BLE001 - the edge: every failure becomes one line and a code
+    except Exception as error:  # the edge: every failure becomes one line and a code
         interrupt = innermost(error, KeyboardInterrupt)  # dlt wraps a signal raised inside a step
         if interrupt is not None:
             return _interrupted(interrupt)

@@ -64,7 +64,7 @@ POLL_INTERVAL = timedelta(minutes=15)
 def _add_live_jobs(store: JobStore, count: int, seed: int, first_poll: datetime, last_poll: datetime) -> int:
     """Jobs created over the demo's polled window, with full histories (queue, processing, retries)."""
     workflow_ids = sorted({ref.workflow_id for ref in store.refs()})
-    names = {store.get(ref)["workflow_name"]: ref.workflow_id for ref in store.refs()}  # type: ignore[index]
+    names = {body["workflow_name"]: ref.workflow_id for ref in store.refs() if (body := store.get(ref)) is not None}
     start, end = first_poll - 2 * POLL_INTERVAL, last_poll
     ids = [names.get(profile.name, workflow_ids[0]) for profile in WORKFLOWS]
     for job_id, profile, workflow_id, changes in realistic_timelines(count, seed + 7919, start, end - POLL_INTERVAL, ids):

@@ -51,7 +51,7 @@ class Loader:
         try:
             normalize_load(self.pipeline, {} if timings is None else timings)
             return True
-        except Exception as error:  # noqa: BLE001 - decided below: set aside, or re-raised
+        except Exception as error:  # decided below: set aside, or re-raised
             if innermost(error, KeyboardInterrupt) is not None or not self._should_set_aside(error):
                 raise
             cause = one_line_cause(error)
@@ -77,7 +77,7 @@ class Loader:
             stats = FetchStats()
             self.pipeline.extract(
                 build_source(self.settings, plan, stats, client=client, results=group),
-                loader_file_format=self.file_format,  # type: ignore[arg-type]
+                loader_file_format=self.file_format,  # type: ignore[arg-type]  # dlt: a Literal of format names
             )
             if self.load_or_set_aside(refs=[result.ref for result in group]):
                 self.summary.stats.outcomes.update(stats.outcomes)

@@ -45,7 +45,7 @@ class NormalizedJob:
 
     @property
     def updated_at(self) -> datetime:
-        return self.row["updated_at"]  # type: ignore[no-any-return]
+        return self.row["updated_at"]
 
 
 def unwrap(name: str, value: Any) -> Any:

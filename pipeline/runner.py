@@ -42,7 +42,7 @@ def _extract(
     """Fetch and extract (the slow, parallel part); returns the new load id."""
     started = time.monotonic()
     try:
-        extract_info = pipeline.extract(source, loader_file_format=loader_file_format)  # type: ignore[arg-type]
+        extract_info = pipeline.extract(source, loader_file_format=loader_file_format)  # type: ignore[arg-type]  # dlt: a Literal of format names
     finally:
         client.close()
     timings["fetch+extract"] = time.monotonic() - started

@@ -63,7 +63,7 @@ def load_settings() -> UpJobsConfiguration:
 
 def unknown_keys(settings_dir: str | Path, environ: Mapping[str, str]) -> list[ConfigProblem]:
     """Keys under [sources.up_jobs] that nothing reads (typos such as ``max_concurency``)."""
-    known = set(UpJobsConfiguration.__dataclass_fields__)  # type: ignore[attr-defined]
+    known = set(UpJobsConfiguration.__dataclass_fields__)
     problems = []
     for name in ("config.toml", "secrets.toml"):
         path = Path(settings_dir) / name

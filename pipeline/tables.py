@@ -57,7 +57,7 @@ def _field_column(field: Field, hints: TColumnSchema) -> TColumnSchema:
 # workflow_jobs' own hints: its key, and the newest updated_at wins when one load holds two versions
 _WORKFLOW_JOBS_HINTS: dict[str, TColumnSchema] = {
     "id": {"primary_key": True},
-    "updated_at": {"dedup_sort": "desc"},  # type: ignore[typeddict-unknown-key]
+    "updated_at": {"dedup_sort": "desc"},
 }
 
 
@@ -132,7 +132,7 @@ _DLT_COLUMNS: list[TColumnSchema] = [
 
 
 def columns_hint(table: str) -> dict[str, TColumnSchema]:
-    return {column["name"]: column for column in COLUMNS[table]}  # type: ignore[misc]
+    return {column["name"]: column for column in COLUMNS[table]}  # type: ignore[misc]  # dlt: TColumnSchema's name is NotRequired
 
 
 def empty_table_schemas() -> list[TTableSchema]:

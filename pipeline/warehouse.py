@@ -150,7 +150,7 @@ def check_connection(pipeline: dlt.Pipeline) -> None:
             client.execute_sql("select 1")
     except MISSING:
         return  # connected; the dataset is created by the first load
-    except Exception as error:  # noqa: BLE001 - every driver has its own connection errors
+    except Exception as error:  # every driver has its own connection errors
         reason = _SECRET_IN_URL.sub(r"\1***@", _connection_reason(error))
         if LOGIN_REFUSED.search(reason):
             raise ConfigError(f"the {name} destination refused the login: {reason}; check {setting}") from None

@@ -78,7 +78,7 @@ class JobStore:
 
     def refs(self) -> list[JobRef]:
         with self._lock:
-            return [JobRef(*_ROUTE.match(f"{BASE_PATH}/{p}").groups()) for p in self._bodies]  # type: ignore[union-attr]
+            return [JobRef(*_ROUTE.match(f"{BASE_PATH}/{p}").groups()) for p in self._bodies]  # type: ignore[union-attr]  # stored paths all match
 
     def put_timeline(self, ref: JobRef, base: dict[str, Any], changes: list[Change]) -> None:
         """A job with a known history; :meth:`play` sets which moment of it is served."""
@@ -111,7 +111,7 @@ class JobStore:
                 if not finish and rng.random() < 0.5:
                     continue  # some running jobs report no progress between two runs
                 self._bodies[path] = advance_body(body, rng, now, finish=finish)
-                changed.append(JobRef(*_ROUTE.match(f"{BASE_PATH}/{path}").groups()))  # type: ignore[union-attr]
+                changed.append(JobRef(*_ROUTE.match(f"{BASE_PATH}/{path}").groups()))  # type: ignore[union-attr]  # stored paths all match
         return changed
 
 
@@ -126,10 +126,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.server.emulator.count_connection()
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:  # stdlib signature
         """Silent: the emulator must not fill test or demo output with access logs."""
 
-    def do_GET(self) -> None:  # noqa: N802 - stdlib naming
+    def do_GET(self) -> None:  # stdlib naming
         emulator = self.server.emulator
         emulator.request_started()
         try:

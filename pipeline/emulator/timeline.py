@@ -123,8 +123,8 @@ def runs_read(moment: datetime) -> Iterator[None]:
     from pipeline import http
 
     real = http._now
-    http._now = lambda: moment  # type: ignore[assignment]
+    http._now = lambda: moment
     try:
         yield
     finally:
-        http._now = real  # type: ignore[assignment]
+        http._now = real
