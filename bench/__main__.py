@@ -137,6 +137,7 @@ LOOP_SAMPLE = 10_000  # jobs the sequential loop of [5] requests: enough for a s
 def bench_memory(tmp: Path, jobs: int, concurrency: int) -> None:
     """N jobs at L=0 (CPU-bound: the pipeline and the emulator in this process share the cores),
     beside a plain sequential ``requests`` loop against the same emulator in the same run."""
+    load_before = _load()
     store = JobStore(generate_jobs(jobs, seed=5))
     with EmulatorServer(store) as server:
         jobs_file = write_jobs_csv(store.refs(), tmp / "memory.csv")
@@ -159,7 +160,18 @@ def bench_memory(tmp: Path, jobs: int, concurrency: int) -> None:
           f"{half} before and {len(sample) - half} after the run: jobs/s {loop_rate:.0f}, CPU per request: "
           f"client {loop['client_cpu'] / len(sample) * 1e6:.0f} µs, emulator "
           f"{(loop['cpu'] - loop['client_cpu']) / len(sample) * 1e6:.0f} µs")
-    print(f"    pipeline / loop: {pipeline_rate / loop_rate:.2f} x")
+    loop_cpu, pipeline_cpu = loop["cpu"] / len(sample), max(result["cpu"], emulator_cpu) / jobs
+    print(f"    pipeline / loop: {pipeline_rate / loop_rate:.2f} x measured (load average before {load_before}, after {_load()}); bound from CPU "
+          f"per job on an idle 2-core machine: {loop_cpu / pipeline_cpu:.2f} x (the loop spends client and emulator "
+          f"CPU in series, the pipeline beside the emulator; other load slows the one-thread loop more than the "
+          f"pipeline's threads, so a busy machine can show more than the bound)")
+
+
+def _load() -> str:
+    try:
+        return " ".join(f"{value:.1f}" for value in os.getloadavg())
+    except OSError:
+        return "unknown"
 
 
 def sequential_loop(base_url: str, refs: list[Any]) -> dict[str, float]:
