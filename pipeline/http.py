@@ -158,7 +158,7 @@ class UpClient:
         self._http = track(_pool_manager(self._base_url, pool_size))
         # Without a proxy every request goes to one pool: ask it directly, with the path alone
         # (the manager would parse the URL and look the pool up again on every request).
-        self._urlopen = self._http.urlopen
+        self._urlopen: Callable[..., urllib3.BaseHTTPResponse] = self._http.urlopen
         self._prefix = self._base_url
         if not isinstance(self._http, urllib3.ProxyManager):
             self._urlopen = self._http.connection_from_url(self._base_url).urlopen
