@@ -8,7 +8,7 @@ import json
 import os
 import threading
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Iterator
@@ -190,7 +190,9 @@ def test_check_command_exit_codes_text_and_json(crafted, hook, tmp_path, capsys,
     assert command(capsys, "check", "--db", db) == (0, "", "")  # quiet when all is well: cron mails nothing
 
     crafted.fetch_errors(2)
-    crafted.job("wf-s", "in-process", age=7 * HOUR, job_id="stuckjob2")
+    # 7 h before the command's clock, not before NOW (fixed at import: minutes earlier in a long run)
+    since_now = (datetime.now(timezone.utc) - NOW).total_seconds()
+    crafted.job("wf-s", "in-process", age=7 * HOUR - since_now, job_id="stuckjob2")
     crafted.write()
     code, out, _ = command(capsys, "check", "--db", db)
     assert code == 6
