@@ -177,7 +177,12 @@ class UpClient:
         self._deadlines.abort_all()
 
     def close(self) -> None:
+        """Close every kept-alive connection now: urllib3 2's ``PoolManager.clear()`` only forgets
+        its pools, leaving their sockets open (and the server's threads waiting) until collected."""
+        pools = [self._http.pools[key] for key in self._http.pools.keys()]
         self._http.clear()
+        for pool in pools:
+            pool.close()
 
     def fetch(self, ref: JobRef) -> FetchResult:
         """GET one job, retrying transient failures within the policy's attempt and time budget."""

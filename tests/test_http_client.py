@@ -113,3 +113,22 @@ def test_workers_start_only_as_jobs_arrive(emulator):
         started.append(len(_fetch_threads()))
         assert result.ok
     assert max(started) <= 3 and _fetch_threads() == []
+
+
+def test_close_closes_every_kept_alive_connection():
+    """After ``close()`` the server sees each connection end (its handler thread returns): in a
+    long-lived orchestrator worker, connections must not outlive the run that opened them."""
+    import time
+
+    store = JobStore(generate_jobs(6, seed=3))
+    with EmulatorServer(store) as server:
+        before = set(threading.enumerate())
+        client = UpClient(server.base_url, DEFAULT_API_KEY, RetryPolicy(), pool_size=3)
+        list(fetch_concurrently(client, store.refs(), 3))
+        handlers = [thread for thread in threading.enumerate() if thread not in before and "process_request" in thread.name]
+        assert handlers, "the server handles each keep-alive connection in its own thread"
+        client.close()
+        deadline = time.monotonic() + 5
+        while any(thread.is_alive() for thread in handlers) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not any(thread.is_alive() for thread in handlers), "a connection stayed open after close()"
