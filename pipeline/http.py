@@ -156,13 +156,7 @@ class UpClient:
         self._max_body_bytes = max_body_bytes
         self._timeout = urllib3.Timeout(connect=policy.connect_timeout_seconds, read=policy.read_timeout_seconds)
         self._http = track(_pool_manager(self._base_url, pool_size))
-        # Without a proxy every request goes to one pool: ask it directly, with the path alone
-        # (the manager would parse the URL and look the pool up again on every request).
-        self._urlopen: Callable[..., urllib3.BaseHTTPResponse] = self._http.urlopen
-        self._prefix = self._base_url
-        if not isinstance(self._http, urllib3.ProxyManager):
-            self._urlopen = self._http.connection_from_url(self._base_url).urlopen
-            self._prefix = urllib3.util.parse_url(self._base_url).path or ""
+        self._bind_pool()
         self._rng = random.Random()
         self.gate = RateGate()
         self.stop = stop or threading.Event()
@@ -176,13 +170,24 @@ class UpClient:
         self.stop.set()
         self._deadlines.abort_all()
 
+    def _bind_pool(self) -> None:
+        """Without a proxy every request goes to one pool: ask it directly, with the path alone
+        (the manager would parse the URL and look the pool up again on every request)."""
+        self._urlopen: Callable[..., urllib3.BaseHTTPResponse] = self._http.urlopen
+        self._prefix = self._base_url
+        if not isinstance(self._http, urllib3.ProxyManager):
+            self._urlopen = self._http.connection_from_url(self._base_url).urlopen
+            self._prefix = urllib3.util.parse_url(self._base_url).path or ""
+
     def close(self) -> None:
-        """Close every kept-alive connection now: urllib3 2's ``PoolManager.clear()`` only forgets
-        its pools, leaving their sockets open (and the server's threads waiting) until collected."""
+        """Close every kept-alive connection now; a later request (the suspects' reload) opens new
+        ones. urllib3 2's ``PoolManager.clear()`` alone only forgets its pools, leaving their
+        sockets open (and the server's threads waiting) until they are collected."""
         pools = [self._http.pools[key] for key in self._http.pools.keys()]
         self._http.clear()
         for pool in pools:
             pool.close()
+        self._bind_pool()
 
     def fetch(self, ref: JobRef) -> FetchResult:
         """GET one job, retrying transient failures within the policy's attempt and time budget."""

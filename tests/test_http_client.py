@@ -132,3 +132,14 @@ def test_close_closes_every_kept_alive_connection():
         while any(thread.is_alive() for thread in handlers) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert not any(thread.is_alive() for thread in handlers), "a connection stayed open after close()"
+
+
+def test_a_closed_client_still_fetches_on_new_connections():
+    """The run closes the client after the main fetch, then reloads suspects with it."""
+    store = JobStore(generate_jobs(4, seed=4))
+    with EmulatorServer(store) as server:
+        client = UpClient(server.base_url, DEFAULT_API_KEY, RetryPolicy(), pool_size=2)
+        assert client.fetch(store.refs()[0]).ok
+        client.close()
+        assert client.fetch(store.refs()[1]).ok
+        client.close()
