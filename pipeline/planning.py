@@ -149,14 +149,21 @@ def plan_fetch(
 STATE_TABLES = {"workflow_jobs": tables.WORKFLOW_JOBS, "error_state": tables.ERROR_STATE}
 """The pipeline's own tables the decision reads (never a reporting view)."""
 
-_EMPTY_STATE = {
-    "workflow_jobs": "select null::varchar as id, null::timestamptz as updated_at, null::varchar as state where false",
-    "error_state": (
-        "select null::varchar as space_id, null::varchar as workflow_id, null::varchar as job_id, null::varchar as error_kind, "
-        "null::bigint as http_status, null::bigint as consecutive_failures, null::timestamptz as first_failed_at, "
-        "null::timestamptz as last_failed_at, null::timestamptz as next_attempt_at, null::timestamptz as recovered_at where false"
-    ),
+STATE_COLUMNS = {
+    "workflow_jobs": {"id": "varchar", "updated_at": "timestamptz", "state": "varchar"},
+    "error_state": {
+        "space_id": "varchar", "workflow_id": "varchar", "job_id": "varchar", "error_kind": "varchar",
+        "http_status": "bigint", "consecutive_failures": "bigint", "first_failed_at": "timestamptz",
+        "last_failed_at": "timestamptz", "next_attempt_at": "timestamptz", "recovered_at": "timestamptz",
+    },
 }
+"""The columns the decision reads from each, with their DuckDB types (for an empty stand-in)."""
+_ONLY_OPEN = {"error_state": " where recovered_at is null"}
+
+
+def _empty(key: str) -> str:
+    """A relation with ``key``'s columns and no rows: the table before the first load made it."""
+    return "select " + ", ".join(f"null::{kind} as {name}" for name, kind in STATE_COLUMNS[key].items()) + " where false"
 
 
 @contextmanager
@@ -167,7 +174,7 @@ def _planner(pipeline: dlt.Pipeline, problems: list[ConfigProblem]) -> Iterator[
         _check_missing(client, pipeline.dataset_name, present, problems)
         if destination_kind(pipeline) == "duckdb":
             names = {
-                key: f"{pipeline.dataset_name}.{table}" if table in present else f"({_EMPTY_STATE[key]})"
+                key: f"{pipeline.dataset_name}.{table}" if table in present else f"({_empty(key)})"
                 for key, table in STATE_TABLES.items()
             }
             yield client.native_connection, names
@@ -177,26 +184,16 @@ def _planner(pipeline: dlt.Pipeline, problems: list[ConfigProblem]) -> Iterator[
         with duckdb.connect(config={"memory_limit": "128MB", "threads": 1}) as local:
             names = {}
             for key, table in STATE_TABLES.items():
-                local.execute(f"create table {key} as {_EMPTY_STATE[key]}")
+                local.execute(f"create table {key} as {_empty(key)}")
                 if table in present:
                     _copy_into(client, local, key, table)
                 names[key] = key
             yield local, names
 
 
-_COPIED_COLUMNS = {
-    "workflow_jobs": ("id, updated_at, state", ""),
-    "error_state": (
-        "space_id, workflow_id, job_id, error_kind, http_status, consecutive_failures, first_failed_at, "
-        "last_failed_at, next_attempt_at, recovered_at",
-        " where recovered_at is null",
-    ),
-}
-
-
 def _copy_into(client: Any, local: Any, key: str, table: str) -> None:
     """Stream one state table from the warehouse into the local planner, in Arrow chunks."""
-    columns, where = _COPIED_COLUMNS[key]
+    columns, where = ", ".join(STATE_COLUMNS[key]), _ONLY_OPEN.get(key, "")
     with client.execute_query(f"select {columns} from {client.make_qualified_table_name(table)}{where}") as cursor:
         for chunk in cursor.iter_arrow(chunk_size=100_000):
             local.register("up_jobs_chunk", chunk)
