@@ -6,11 +6,13 @@
     python -m bench faults --jobs 2000    # the fault matrix on a bigger run
     python -m bench loading --jobs 100000 # load cost alone: dlt dicts/arrow vs a plain DuckDB insert
     python -m bench parsing --jobs 1000000  # parse and validate a jobs file of that many lines
+    python -m bench scale --jobs 1000000 --fresh 10000 --latency-ms 0  # re-run over a million jobs, 1% to request
     python -m bench publishing --jobs 100000  # publish cost alone: working copy → analysis file
     python -m bench readers --db up_jobs_demo.duckdb  # which DuckDB releases open the published file
 
-The pipeline runs as a real ``python -m pipeline run`` subprocess (as cron runs it), so its
-peak RSS is measured alone (``os.wait4``), not mixed with the emulator's.
+The pipeline runs as a real ``python -m pipeline run`` subprocess (as cron runs it); its peak
+RSS is its own VmHWM, read by the child at exit (see bench/peak.py: ``ru_maxrss`` of a child
+includes its parent's).
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from typing import Any
 import duckdb
 import requests
 
+from bench.peak import ENV as PEAK_ENV
+from bench.peak import RUN_AS_MODULE
 from pipeline.demo import write_jobs_csv
 from pipeline.emulator import EmulatorServer, FaultPlan, JobStore, generate_jobs
 from pipeline.emulator.generator import DEMO_SPACE_ID
@@ -51,23 +55,22 @@ def _env(base_url: str, concurrency: int, extra: dict[str, str] | None = None) -
 
 
 def run_pipeline(base_url: str, jobs_file: Path, db: Path, concurrency: int, *extra: str, env: dict[str, str] | None = None) -> dict[str, Any]:
-    """One ``up-jobs run`` subprocess: wall seconds, exit code, peak RSS in MB."""
+    """One ``python -m pipeline run`` subprocess: wall seconds, exit code, its own peak RSS in MB."""
     started = time.monotonic()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "pipeline", "run", "--db", str(db), "--jobs-file", str(jobs_file), *extra],
-        env=_env(base_url, concurrency, env),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert process.stdout is not None
-    output = process.stdout.read()
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
+    with tempfile.NamedTemporaryFile("r", suffix=".peak") as peak_file:
+        process = subprocess.Popen(
+            [sys.executable, "-c", RUN_AS_MODULE, "pipeline", "run", "--db", str(db), "--jobs-file", str(jobs_file), *extra],
+            env={**_env(base_url, concurrency, env), PEAK_ENV: peak_file.name},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        output, _ = process.communicate()
+        peak_kb = peak_file.read().strip()
     return {
         "wall": time.monotonic() - started,
         "code": process.returncode,
-        "rss_mb": usage.ru_maxrss / 1024,
+        "rss_mb": int(peak_kb) / 1024 if peak_kb else float("nan"),
         "output": output,
     }
 
@@ -204,18 +207,26 @@ def parsing_main(args: argparse.Namespace) -> None:
     measure(args)
 
 
+def scale_main(args: argparse.Namespace) -> None:
+    from bench.scale import measure
+
+    measure(args)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
-    parser.add_argument("mode", nargs="?", default="pipeline", choices=["pipeline", "faults", "strategies", "loading", "publishing", "readers", "parsing"])
+    parser.add_argument("mode", nargs="?", default="pipeline", choices=["pipeline", "faults", "strategies", "loading", "publishing", "readers", "parsing", "scale"])
     parser.add_argument("--jobs", type=int, default=5000)
     parser.add_argument("--latency-ms", type=float, default=50)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--db", default="up_jobs_demo.duckdb", help="published file for `readers`")
     parser.add_argument("--rerun-jobs", type=int, default=100_000, help="jobs for the all-terminal re-run (0 = skip)")
+    parser.add_argument("--fresh", type=int, default=10_000, help="`scale`: jobs to request among --jobs (the rest loaded terminal)")
     parser.add_argument("--memory-jobs", type=int, default=100_000, help="jobs for the L=0 memory run (0 = skip)")
     args = parser.parse_args()
     modes = {"pipeline": bench_main, "faults": faults_main, "strategies": strategies_main, "loading": loading_main,
-             "publishing": publishing_main, "readers": readers_main, "parsing": parsing_main}
+             "publishing": publishing_main, "readers": readers_main, "parsing": parsing_main,
+             "scale": scale_main}
     modes[args.mode](args)
 
 

@@ -17,12 +17,14 @@ from pathlib import Path
 
 CHILD = """
 import resource, sys, time
+from bench.peak import vm_hwm_mb
 from pipeline.job_ids import build_job_list
 started = time.monotonic()
 jobs = build_job_list(None, sys.argv[1], "space-1")
 seconds = time.monotonic() - started
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(f"{len(jobs.jobs)} jobs, {len(jobs.problems)} problem lines, {seconds:.2f} s, peak RSS {peak:.0f} MB")
+usage = resource.getrusage(resource.RUSAGE_SELF)
+peak = vm_hwm_mb()  # not ru_maxrss: that includes the parent's (bench/peak.py)
+print(f"{len(jobs)} jobs, {jobs.problem_count} problem lines ({len(jobs.problems)} kept with their text), {seconds:.2f} s wall ({usage.ru_utime + usage.ru_stime:.2f} s CPU, imports included), peak RSS {peak:.0f} MB")
 """
 
 

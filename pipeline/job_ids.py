@@ -7,17 +7,21 @@ never requested. Pure functions; the caller decides how to show the problems.
 
 from __future__ import annotations
 
+import array
 import codecs
 import csv
 import hashlib
 import io
 import itertools
 import re
-import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence, TextIO
+from typing import Any, Iterator, Sequence, TextIO
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 
 class JobsFileError(ValueError):
@@ -53,16 +57,6 @@ class ConfigProblem:
         return f"{self.location}: {self.message}"
 
 
-@dataclass
-class JobList:
-    """The deduplicated jobs to fetch plus every line that could not be used."""
-
-    jobs: list[JobRef]
-    problems: list[ConfigProblem]
-
-    @property
-    def has_errors(self) -> bool:
-        return any(problem.is_error for problem in self.problems)
 
 
 def unsafe_reason(name: str, value: object) -> str | None:
@@ -80,73 +74,253 @@ def _preview(value: str) -> str:
     return repr(value if len(value) <= 40 else value[:40] + "…")
 
 
-Parsed = tuple[str | int, JobRef] | ConfigProblem
-"""A usable line (its location: a config entry's name, or a line number of the jobs file) and
-its job, or the problem with it. Line numbers stay ints until a problem needs the text: a
-million-line file must not hold a million location strings."""
+MAX_PROBLEMS_KEPT = 1000
+"""Problem lines kept with their text; the rest are counted (a broken million-line file must not
+hold a million messages)."""
+
+LISTING_SCHEMA = pa.schema([
+    ("space_id", pa.dictionary(pa.int32(), pa.string())),
+    ("workflow_id", pa.dictionary(pa.int32(), pa.string())),
+    ("job_id", pa.string()),
+    ("position", pa.int64()),
+])
+"""The job list as the planner joins it: space and workflow IDs repeat on nearly every line, so
+they are dictionary-encoded; ``position`` is the line number in the jobs file, or a negative
+number for the config list's entries (which come first)."""
+
+_BATCH_ROWS = 100_000
+_SAFE_ID_LIST = re.compile(f"(?:{SAFE_ID.pattern},)*")
+
+@dataclass
+class JobList:
+    """The deduplicated jobs to fetch (an Arrow table, see LISTING_SCHEMA) plus the lines that
+    could not be used: the first MAX_PROBLEMS_KEPT of them, and how many there were."""
+
+    listing: pa.Table
+    problems: list[ConfigProblem]
+    problem_count: int = 0
+    error_count: int = 0
+
+    @property
+    def has_errors(self) -> bool:
+        return self.error_count > 0
+
+    def __len__(self) -> int:
+        return self.listing.num_rows
+
+    @property
+    def jobs(self) -> list[JobRef]:
+        """The jobs as objects, in listing order: for small lists (tests, the demo); a run joins
+        the Arrow listing in DuckDB instead."""
+        columns = [self.listing.column(name).to_pylist() for name in ("space_id", "workflow_id", "job_id")]
+        return [JobRef(*ids) for ids in zip(*columns)]
 
 
-def _make_ref(space_id: object, workflow_id: object, job_id: object, location: str | int, source_name: str = "") -> Parsed:
-    reasons = [
-        reason
-        for reason in (
+class _Collector:
+    """Collects rows in batches of columns, checks their IDs batch by batch (Arrow's regex over
+    the job IDs; each distinct space and workflow ID once), and keeps the first problems."""
+
+    def __init__(self, source_name: str, shard: "Shard | None") -> None:
+        self.source_name, self.shard = source_name, shard
+        self.config_names: dict[int, str] = {}
+        self.batches: list[pa.RecordBatch] = []
+        self.problems: list[tuple[int, ConfigProblem]] = []
+        self.problem_count = 0
+        self.error_count = 0
+        self.hashes: list[np.ndarray] = []
+        """Python's hash of each kept row's job ID, batch by batch: finds duplicate candidates."""
+        self._start_batch()
+
+    def _start_batch(self) -> None:
+        self.positions = array.array("q")
+        self.job_ids: list[object] = []
+        self.spaces: dict[object, int] = {}
+        """Each distinct space ID of the batch → its dictionary index; likewise workflows."""
+        self.workflows: dict[object, int] = {}
+        self.space_at = array.array("i")
+        self.workflow_at = array.array("i")
+
+    def where(self, position: int) -> str:
+        return self.config_names[position] if position < 0 else f"{self.source_name}:{position}"
+
+    def problem(self, position: int, message: str, is_error: bool = True) -> None:
+        self.problem_count += 1
+        self.error_count += is_error
+        if len(self.problems) < MAX_PROBLEMS_KEPT:
+            self.problems.append((position, ConfigProblem(self.where(position), message, is_error)))
+
+    def add(self, position: int, space_id: object, workflow_id: object, job_id: object) -> None:
+        """One row; the hot loop in :func:`_csv_rows` does the same inline."""
+        self.positions.append(position)
+        self.job_ids.append(job_id)
+        self.space_at.append(self.spaces.setdefault(space_id, len(self.spaces)))
+        self.workflow_at.append(self.workflows.setdefault(workflow_id, len(self.workflows)))
+        if len(self.positions) >= _BATCH_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.positions:
+            return
+        spaces, workflows = list(self.spaces), list(self.workflows)
+        space_at, workflow_at = _int_array(self.space_at, pa.int32()), _int_array(self.workflow_at, pa.int32())
+        job_ids = _strings(self.job_ids)
+        good_space = [unsafe_reason("space_id", value) is None for value in spaces]
+        good_workflow = [unsafe_reason("workflow_id", value) is None for value in workflows]
+        good: list[bool] | None = None  # None: every row is good (the usual case)
+        if not (all(good_space) and all(good_workflow) and _all_safe(self.job_ids)):
+            good = [
+                good_space[space] and good_workflow[workflow] and isinstance(job_id, str) and SAFE_ID.fullmatch(job_id) is not None
+                for space, workflow, job_id in zip(self.space_at, self.workflow_at, self.job_ids)
+            ]
+            for index, is_good in enumerate(good):
+                if not is_good:  # rare: name each bad line
+                    self._report_unsafe(
+                        self.positions[index], spaces[self.space_at[index]], workflows[self.workflow_at[index]], self.job_ids[index]
+                    )
+        batch = pa.RecordBatch.from_arrays(
+            [pa.DictionaryArray.from_arrays(space_at, _strings(spaces)),
+             pa.DictionaryArray.from_arrays(workflow_at, _strings(workflows)),
+             job_ids, _int_array(self.positions, pa.int64())],
+            schema=LISTING_SCHEMA,
+        )
+        if good is not None:
+            batch = batch.filter(_bool_array(good))
+        kept = self.job_ids if good is None else list(itertools.compress(self.job_ids, good))
+        if self.shard is not None:
+            owned = [self.shard.owns_id(job_id) for job_id in kept]  # type: ignore[arg-type]  # kept IDs are str
+            batch = batch.filter(_bool_array(owned))
+            kept = list(itertools.compress(kept, owned))
+        self.batches.append(batch)
+        self.hashes.append(np.fromiter(map(hash, kept), np.int64, len(kept)))
+        self._start_batch()
+
+    def _report_unsafe(self, position: int, space_id: object, workflow_id: object, job_id: object) -> None:
+        reasons = [reason for reason in (
             unsafe_reason("space_id", space_id),
             unsafe_reason("workflow_id", workflow_id),
             unsafe_reason("job_id", job_id),
-        )
-        if reason
-    ]
-    if reasons:
-        where = f"{source_name}:{location}" if isinstance(location, int) else location
-        return ConfigProblem(where, "; ".join(reasons) + " (line not requested)")
-    # workflow and space ids repeat on every line: one string object each, not one per line
-    return location, JobRef(sys.intern(str(space_id)), sys.intern(str(workflow_id)), str(job_id))
+        ) if reason]
+        self.problem(position, "; ".join(reasons) + " (line not requested)")
+
+    def finish(self) -> JobList:
+        self.flush()
+        listing = pa.Table.from_batches(self.batches, schema=LISTING_SCHEMA)
+        self.batches = []
+        listing = self._without_duplicates(listing)
+        problems = [problem for _, problem in sorted(self.problems, key=lambda item: item[0])]
+        return JobList(listing, problems, self.problem_count, self.error_count)
+
+    def _without_duplicates(self, listing: pa.Table) -> pa.Table:
+        """Keep each job's first line; later ones are reported, not requested twice.
+
+        Rows whose job IDs hash alike are the only candidates, found by sorting 8-byte hashes
+        (a Python set, or DuckDB's aggregate, of a million IDs costs ~70 MB more); candidates are
+        then compared by their full key."""
+        hashes = np.concatenate(self.hashes) if self.hashes else np.empty(0, np.int64)
+        self.hashes = []
+        order = np.argsort(hashes, kind="stable")
+        same = hashes[order][1:] == hashes[order][:-1]
+        if not same.any():
+            return listing
+        candidates = np.unique(np.concatenate([order[1:][same], order[:-1][same]]))
+        first_seen: dict[tuple[str, str, str], int] = {}
+        later: list[int] = []
+        for row in listing.take(_int_array(candidates, pa.int64())).to_pylist():  # in listing (= position) order
+            key, position = (row["space_id"], row["workflow_id"], row["job_id"]), row["position"]
+            if key in first_seen:
+                later.append(position)
+                self.problem(position, f"duplicate of {self.where(first_seen[key])}, ignored", is_error=False)
+            else:
+                first_seen[key] = position
+        if not later:
+            return listing
+        return listing.filter(pc.invert(pc.is_in(listing.column("position"), _int_array(array.array("q", later), pa.int64()))))
 
 
-def parse_config_jobs(entries: Sequence[object], default_space_id: str | None) -> Iterable[Parsed]:
-    """Parse the ``jobs`` config list of ``"workflow_id/job_id"`` strings."""
+def _strings(values: list[object]) -> pa.Array:
+    """An Arrow string array. The usual case (every value an ASCII string) is built from one
+    joined buffer: ``pa.array`` on a list of str keeps ~3x the data's size in RSS (measured)."""
+    if all(type(value) is str for value in values):
+        text = "".join(values)  # type: ignore[arg-type]  # checked just above
+        data = text.encode("utf-8", "surrogatepass")
+        if len(data) == len(text):  # ASCII: character offsets are byte offsets
+            offsets = array.array("i", [0])
+            offsets.extend(itertools.accumulate(map(len, values)))  # type: ignore[arg-type]  # all str
+            return pa.StringArray.from_buffers(len(values), pa.py_buffer(offsets), pa.py_buffer(data))
+    return pa.array([value if isinstance(value, str) else None for value in values], pa.string())  # rare: not all ASCII
+
+
+def _int_array(values: array.array | np.ndarray, kind: pa.DataType) -> pa.Array:
+    """Zero-copy view of machine integers (``pa.array`` on Python objects imports pandas: ~45 MB)."""
+    return pa.Array.from_buffers(kind, len(values), [None, pa.py_buffer(values)])
+
+
+def _bool_array(values: list[bool]) -> pa.Array:
+    bits = np.packbits(np.fromiter(values, np.bool_, len(values)), bitorder="little")
+    return pa.Array.from_buffers(pa.bool_(), len(values), [None, pa.py_buffer(bits)])
+
+
+def _all_safe(job_ids: list[object]) -> bool:
+    """Whether every ID is a safe string, in one regex pass over the batch joined by commas
+    (a character no ID may contain); Arrow's regex kernel would cost ~45 MB of RSS to start."""
+    if not all(type(value) is str for value in job_ids):
+        return False
+    return _SAFE_ID_LIST.fullmatch(",".join(job_ids) + ",") is not None  # type: ignore[arg-type]  # all str
+
+
+def _config_rows(entries: Sequence[object], default_space_id: str | None, collector: _Collector) -> None:
+    """The ``jobs`` config list of ``"workflow_id/job_id"`` strings, before the jobs file."""
     for index, entry in enumerate(entries):
-        location = f"config sources.up_jobs.jobs[{index}]"
+        position = index - len(entries)
+        collector.config_names[position] = f"config sources.up_jobs.jobs[{index}]"
         if not isinstance(entry, str) or entry.count("/") != 1:
-            yield ConfigProblem(location, f"expected 'workflow_id/job_id', got {_preview(str(entry))}")
+            collector.problem(position, f"expected 'workflow_id/job_id', got {_preview(str(entry))}")
             continue
         workflow_id, job_id = entry.split("/")
-        yield _make_ref(default_space_id, workflow_id, job_id, location)
+        collector.add(position, default_space_id, workflow_id, job_id)
 
 
-def parse_jobs_csv(text: str | TextIO, source_name: str, default_space_id: str | None) -> Iterable[Parsed]:
-    """Parse a jobs CSV (header ``workflow_id,job_id[,space_id]``); line 1 is the header.
+def _csv_rows(text: str | TextIO, default_space_id: str | None, collector: _Collector) -> None:
+    """A jobs CSV (header ``workflow_id,job_id[,space_id]``); line 1 is the header.
 
     ``text`` may be the whole text or an open file, read line by line (a 1,000,000-line file
     is never held in memory as one string)."""
     lines = io.StringIO(text.removeprefix("\ufeff"), newline="") if isinstance(text, str) else text
     reader = csv.reader(lines)
+    source_name = collector.source_name
     header = next(_rows(reader, source_name), None)
     if header is None:
-        yield ConfigProblem(f"{source_name}:1", "file is empty; expected header 'workflow_id,job_id'")
+        collector.problem(1, "file is empty; expected header 'workflow_id,job_id'")
         return
     columns = [name.strip().removeprefix("\ufeff") for name in header]
     missing = [name for name in CSV_COLUMNS if name not in columns]
     if missing:
-        yield ConfigProblem(f"{source_name}:1", f"header lacks column(s) {', '.join(missing)}")
+        collector.problem(1, f"header lacks column(s) {', '.join(missing)}")
         return
     unknown = [name for name in columns if name not in CSV_COLUMNS + OPTIONAL_CSV_COLUMNS]
     if unknown:
-        yield ConfigProblem(f"{source_name}:1", f"unknown column(s) ignored: {', '.join(unknown)}", is_error=False)
+        collector.problem(1, f"unknown column(s) ignored: {', '.join(unknown)}", is_error=False)
     width = len(columns)
     workflow_at, job_at = columns.index("workflow_id"), columns.index("job_id")
     space_at = columns.index("space_id") if "space_id" in columns else None
+    default_space = default_space_id
     for row in _rows(reader, source_name):
-        line = reader.line_num
-        if not row or all(cell == "" for cell in row):
-            continue
-        if len(row) > width:
-            yield ConfigProblem(f"{source_name}:{line}", f"expected at most {width} fields, got {len(row)}")
-            continue
-        if len(row) < width:
+        if len(row) != width:
+            if not row or all(cell == "" for cell in row):
+                continue
+            if len(row) > width:
+                collector.problem(reader.line_num, f"expected at most {width} fields, got {len(row)}")
+                continue
             row = row + [""] * (width - len(row))
-        space_id = (row[space_at] if space_at is not None else "") or default_space_id
-        yield _make_ref(space_id, row[workflow_at], row[job_at], line, source_name)
+        # inline Collector.add: this loop runs once per line of a file of a million lines
+        collector.positions.append(reader.line_num)
+        collector.job_ids.append(row[job_at])
+        space_id = (row[space_at] if space_at is not None else "") or default_space
+        spaces, workflows = collector.spaces, collector.workflows
+        collector.space_at.append(spaces.setdefault(space_id, len(spaces)))
+        collector.workflow_at.append(workflows.setdefault(row[workflow_at], len(workflows)))
+        if len(collector.positions) >= _BATCH_ROWS:
+            collector.flush()
 
 
 def _rows(reader: Any, source_name: str) -> Iterator[list[str]]:
@@ -195,35 +369,17 @@ def build_job_list(
     config_jobs: Sequence[object] | None,
     jobs_file: str | Path | None,
     default_space_id: str | None,
+    shard: "Shard | None" = None,
 ) -> JobList:
-    """Combine the config list and the CSV into one deduplicated, validated job list."""
-    config_items = parse_config_jobs(config_jobs, default_space_id) if config_jobs else ()
-    if not jobs_file:
-        return dedupe(config_items)
-    path = Path(jobs_file)
-    with open_jobs_file(path) as lines:
-        return dedupe(itertools.chain(config_items, parse_jobs_csv(lines, str(path), default_space_id)), str(path))
-
-
-def dedupe(items: Iterable[Parsed], source_name: str = "") -> JobList:
-    """Keep the first occurrence of each job; later ones are reported, not requested twice."""
-    first_seen: dict[JobRef, str | int] = {}
-    problems: list[ConfigProblem] = []
-
-    def where(location: str | int) -> str:
-        return f"{source_name}:{location}" if isinstance(location, int) else location
-
-    for item in items:
-        if isinstance(item, ConfigProblem):
-            problems.append(item)
-            continue
-        location, ref = item
-        if ref in first_seen:
-            message = f"duplicate of {where(first_seen[ref])}, ignored"
-            problems.append(ConfigProblem(where(location), message, is_error=False))
-        else:
-            first_seen[ref] = location
-    return JobList(list(first_seen), problems)
+    """Combine the config list and the CSV into one deduplicated, checked job list (only
+    ``shard``'s share of it when given; problems are reported for every line)."""
+    collector = _Collector(str(jobs_file or ""), shard)
+    if config_jobs:
+        _config_rows(config_jobs, default_space_id, collector)
+    if jobs_file:
+        with open_jobs_file(Path(jobs_file)) as lines:
+            _csv_rows(lines, default_space_id, collector)
+    return collector.finish()
 
 
 @dataclass(frozen=True)
@@ -246,8 +402,11 @@ class Shard:
         return shard
 
     def owns(self, ref: JobRef) -> bool:
+        return self.owns_id(ref.job_id)
+
+    def owns_id(self, job_id: str) -> bool:
         """Stable across processes, machines and Python versions (not Python's salted hash())."""
-        digest = hashlib.blake2b(ref.job_id.encode(), digest_size=8).digest()
+        digest = hashlib.blake2b(job_id.encode(), digest_size=8).digest()
         return int.from_bytes(digest, "big") % self.count == self.index
 
     @property

@@ -21,7 +21,7 @@ import dlt
 from dlt.extract.source import DltSource
 
 from pipeline import warehouse
-from pipeline.planning import load_job_list, parse_shard, plan_fetch, shard_jobs
+from pipeline.planning import load_job_list, parse_shard, plan_fetch
 from pipeline.runner import keep_dlt_columns_on_arrow_rows, make_client, make_pipeline
 from pipeline.settings import UpJobsConfiguration, load_settings
 from pipeline.source import FetchPlan, FetchStats, up_jobs_source
@@ -46,12 +46,12 @@ def up_jobs(
     """
     keep_dlt_columns_on_arrow_rows()
     settings = settings or load_settings()
-    jobs = shard_jobs(load_job_list(settings, jobs_file).jobs, parse_shard(shard))
+    jobs = load_job_list(settings, jobs_file, parse_shard(shard))
     concurrency = max(1, settings.max_concurrency)
     client = make_client(settings, concurrency, threading.Event())
 
     def plan() -> FetchPlan:
-        return plan_fetch(dlt.current.pipeline(), jobs, refresh)
+        return plan_fetch(dlt.current.pipeline(), jobs, refresh)[0]
 
     return up_jobs_source(client, plan, FetchStats(), concurrency)
 

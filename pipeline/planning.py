@@ -1,78 +1,213 @@
 """Which jobs a run requests: the configured job list, this worker's shard of it, and the jobs
-that can have changed since the destination last saw them (not terminal, not backing off)."""
+that can have changed since the destination last saw them (not terminal, not backing off).
+
+The decision is one DuckDB query joining the job list (an Arrow table) with what the warehouse
+holds. A million listed jobs, nearly all terminal, never become a million Python objects: only
+the jobs to request come back. On the local DuckDB file the query runs in the working copy
+itself; on another warehouse its two small state tables are streamed into an in-memory DuckDB.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+from contextlib import contextmanager
 from datetime import datetime, timezone
+from typing import Any, Iterator
 
 import dlt
 
-from pipeline import warehouse
+from pipeline import tables
 from pipeline.error_state import BackoffPolicy, ErrorState
-from pipeline.job_ids import JobList, JobRef, JobsFileError, Shard, build_job_list
-from pipeline.normalize import TERMINAL_STATES
+from pipeline.job_ids import ConfigProblem, JobList, JobRef, JobsFileError, Shard, build_job_list
+from pipeline.normalize import FUTURE_SKEW, TERMINAL_STATES
 from pipeline.outcomes import HeldJob
 from pipeline.settings import ConfigError, UpJobsConfiguration
 from pipeline.source import FetchPlan
+from pipeline.views import destination_kind
 
-__all__ = ["jobs_to_fetch", "parse_shard", "shard_jobs", "plan_fetch", "load_job_list"]
+__all__ = ["parse_shard", "plan_fetch", "load_job_list", "PlannedCounts"]
+
+_DECIDE = """
+with listed as (
+    select space_id::varchar as space_id, workflow_id::varchar as workflow_id, job_id, position
+    from up_jobs_listing
+),
+open_errors as (
+    select space_id, workflow_id, job_id, error_kind, http_status, consecutive_failures,
+        first_failed_at, last_failed_at, next_attempt_at
+    from {error_state}
+    where recovered_at is null
+),
+decided as (
+    select
+        listed.space_id, listed.workflow_id, listed.job_id, listed.position,
+        held.updated_at, held.state,
+        open_errors.error_kind, open_errors.http_status, open_errors.consecutive_failures,
+        open_errors.first_failed_at, open_errors.last_failed_at, open_errors.next_attempt_at,
+        case
+            when $refresh then 'request'
+            when open_errors.job_id is not null then
+                case when $retry_errors or open_errors.next_attempt_at is null or open_errors.next_attempt_at <= $now
+                    then 'request' else 'backing_off' end
+            -- terminal jobs cannot change; one held with updated_at in the future is not trusted
+            when held.id is not null and held.state in ({terminal}) and held.updated_at <= $future_after then 'skip'
+            else 'request'
+        end as decision
+    from listed
+    left join (select id, updated_at, state from {workflow_jobs}) as held on held.id = listed.job_id
+    left join open_errors
+        on open_errors.space_id = listed.space_id
+        and open_errors.workflow_id = listed.workflow_id
+        and open_errors.job_id = listed.job_id
+)
+select * exclude (position) from decided where decision <> 'skip' order by position
+"""
 
 
-def jobs_to_fetch(
-    jobs: list[JobRef],
-    held: dict[str, HeldJob],
-    errors: dict[JobRef, ErrorState],
-    refresh: bool,
-    retry_errors: bool = False,
-) -> list[JobRef]:
-    """Skip jobs already loaded in a terminal state: they cannot change, and jobs that keep failing
-    permanently while their backoff lasts. Other errors are retried, and so are jobs held with an
-    ``updated_at`` in the future (a server clock bug must not pin them)."""
-    if refresh:
-        return list(jobs)
-    now = datetime.now(timezone.utc)
-    wanted = []
-    for ref in jobs:
-        state = errors.get(ref)
-        if state is not None:
-            if retry_errors or state.is_due(now):
-                wanted.append(ref)
-        elif ref.job_id not in held or held[ref.job_id].state not in TERMINAL_STATES or held[ref.job_id].is_in_future():
-            wanted.append(ref)
-    return wanted
+@dataclasses.dataclass(frozen=True)
+class PlannedCounts:
+    """How the listed jobs split: requested, skipped as terminal, or waiting out a backoff."""
+
+    listed: int
+    requested: int
+    backing_off: int
+
+    @property
+    def skipped_terminal(self) -> int:
+        return self.listed - self.requested - self.backing_off
 
 
 def parse_shard(text: str | None) -> Shard | None:
-    """``"i/n"`` as given on the command line or to the orchestration helpers; None for one worker."""
+    """``"i/n"`` as given to ``up-jobs run`` or to the orchestration helpers; None for one worker."""
     try:
         return Shard.parse(text) if text else None
     except ValueError as error:
         raise ConfigError(str(error)) from None
 
 
-def shard_jobs(jobs: list[JobRef], shard: Shard | None) -> list[JobRef]:
-    return [ref for ref in jobs if shard is None or shard.owns(ref)]
-
-
-def plan_fetch(
-    pipeline: dlt.Pipeline,
-    jobs: list[JobRef],
-    refresh: bool,
-    retry_errors: bool = False,
-    backoff: BackoffPolicy | None = None,
-) -> FetchPlan:
-    """Read what the destination holds, then decide which jobs to request."""
-    backoff = backoff or BackoffPolicy()
-    held = warehouse.held_jobs(pipeline)
-    errors = warehouse.error_states(pipeline)
-    return FetchPlan(jobs_to_fetch(jobs, held, errors, refresh, retry_errors), held, errors, refresh, backoff)
-
-
-def load_job_list(settings: UpJobsConfiguration, jobs_file_option: str | None = None) -> JobList:
+def load_job_list(settings: UpJobsConfiguration, jobs_file_option: str | None = None, shard: Shard | None = None) -> JobList:
+    """The configured jobs (this shard's share), checked and deduplicated."""
     jobs_file = jobs_file_option or settings.jobs_file
     if not settings.jobs and not jobs_file:
         raise ConfigError("no jobs configured: set sources.up_jobs.jobs or jobs_file, or pass --jobs-file")
     try:
-        return build_job_list(settings.jobs, jobs_file, settings.space_id)
+        return build_job_list(settings.jobs, jobs_file, settings.space_id, shard)
     except JobsFileError as error:
         raise ConfigError(str(error)) from None
+
+
+def plan_fetch(
+    pipeline: dlt.Pipeline,
+    jobs: JobList,
+    refresh: bool,
+    retry_errors: bool = False,
+    backoff: BackoffPolicy | None = None,
+    problems: list[ConfigProblem] | None = None,
+) -> tuple[FetchPlan, PlannedCounts]:
+    """Read what the destination holds for the listed jobs, then decide which to request.
+
+    ``problems`` receives an error when a state table the dataset should have is missing (then
+    every listed job is requested, as on a first run, and the run says why)."""
+    now = datetime.now(timezone.utc)
+    parameters = {"refresh": refresh, "retry_errors": retry_errors, "now": now, "future_after": now + FUTURE_SKEW}
+    with _planner(pipeline, problems if problems is not None else []) as (connection, names):
+        connection.register("up_jobs_listing", jobs.listing)
+        try:
+            terminal = ", ".join(f"'{state}'" for state in sorted(TERMINAL_STATES))
+            rows = connection.execute(_DECIDE.format(terminal=terminal, **names), parameters).fetchall()
+        finally:
+            connection.unregister("up_jobs_listing")
+    refs: list[JobRef] = []
+    held: dict[str, HeldJob] = {}
+    errors: dict[JobRef, ErrorState] = {}
+    backing_off = 0
+    for space_id, workflow_id, job_id, updated_at, state, *error, decision in rows:
+        ref = JobRef(space_id, workflow_id, job_id)
+        if error[0] is not None:
+            errors[ref] = ErrorState(*error)
+        if decision == "backing_off":
+            backing_off += 1
+            continue
+        refs.append(ref)
+        if updated_at is not None:
+            held[job_id] = HeldJob(updated_at, state)
+    plan = FetchPlan(refs, held, errors, refresh, backoff or BackoffPolicy())
+    return plan, PlannedCounts(len(jobs), len(refs), backing_off)
+
+
+STATE_TABLES = {"workflow_jobs": tables.WORKFLOW_JOBS, "error_state": tables.ERROR_STATE}
+"""The pipeline's own tables the decision reads (never a reporting view)."""
+
+_EMPTY_STATE = {
+    "workflow_jobs": "select null::varchar as id, null::timestamptz as updated_at, null::varchar as state where false",
+    "error_state": (
+        "select null::varchar as space_id, null::varchar as workflow_id, null::varchar as job_id, null::varchar as error_kind, "
+        "null::bigint as http_status, null::bigint as consecutive_failures, null::timestamptz as first_failed_at, "
+        "null::timestamptz as last_failed_at, null::timestamptz as next_attempt_at, null::timestamptz as recovered_at where false"
+    ),
+}
+
+
+@contextmanager
+def _planner(pipeline: dlt.Pipeline, problems: list[ConfigProblem]) -> Iterator[tuple[Any, dict[str, str]]]:
+    """A DuckDB connection where ``names`` point at the state tables (or at empty stand-ins)."""
+    with pipeline.sql_client() as client:
+        present = _present_tables(client, pipeline.dataset_name)
+        _check_missing(client, pipeline.dataset_name, present, problems)
+        if destination_kind(pipeline) == "duckdb":
+            names = {
+                key: f"{pipeline.dataset_name}.{table}" if table in present else f"({_EMPTY_STATE[key]})"
+                for key, table in STATE_TABLES.items()
+            }
+            yield client.native_connection, names
+            return
+        import duckdb
+
+        with duckdb.connect(config={"memory_limit": "128MB", "threads": 1}) as local:
+            names = {}
+            for key, table in STATE_TABLES.items():
+                local.execute(f"create table {key} as {_EMPTY_STATE[key]}")
+                if table in present:
+                    _copy_into(client, local, key, table)
+                names[key] = key
+            yield local, names
+
+
+_COPIED_COLUMNS = {
+    "workflow_jobs": ("id, updated_at, state", ""),
+    "error_state": (
+        "space_id, workflow_id, job_id, error_kind, http_status, consecutive_failures, first_failed_at, "
+        "last_failed_at, next_attempt_at, recovered_at",
+        " where recovered_at is null",
+    ),
+}
+
+
+def _copy_into(client: Any, local: Any, key: str, table: str) -> None:
+    """Stream one state table from the warehouse into the local planner, in Arrow chunks."""
+    columns, where = _COPIED_COLUMNS[key]
+    with client.execute_query(f"select {columns} from {client.make_qualified_table_name(table)}{where}") as cursor:
+        for chunk in cursor.iter_arrow(chunk_size=100_000):
+            local.register("up_jobs_chunk", chunk)
+            local.execute(f"insert into {key} select * from up_jobs_chunk")
+            local.unregister("up_jobs_chunk")
+
+
+def _present_tables(client: Any, dataset: str) -> set[str]:
+    literal = dataset.replace("'", "''")
+    rows = client.execute_sql(f"select table_name from information_schema.tables where table_schema = '{literal}'") or []
+    return {row[0] for row in rows}
+
+
+def _check_missing(client: Any, dataset: str, present: set[str], problems: list[ConfigProblem]) -> None:
+    """``workflow_jobs`` is created by the first completed run; missing after loads completed, it
+    was dropped, and every job is requested again: an error to report, not a silent refetch.
+    (``fetch_error_state`` may be missing in a dataset an older version wrote: the run creates it.)"""
+    if tables.WORKFLOW_JOBS in present or "_dlt_loads" not in present:
+        return
+    loads = (client.execute_sql(f"select count(*) from {client.make_qualified_table_name('_dlt_loads')} where status = 0") or [[0]])[0][0]
+    if loads:
+        problems.append(ConfigProblem(
+            f"{dataset}.{tables.WORKFLOW_JOBS}",
+            f"table is missing although {loads} load(s) completed: every listed job is requested this run",
+        ))

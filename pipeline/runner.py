@@ -18,15 +18,15 @@ import dlt
 from dlt.common.destination import Destination, TDestinationReferenceArg
 from dlt.extract.source import DltSource
 
-from pipeline import failpoints, observations, set_aside, warehouse
+from pipeline import failpoints, observations, set_aside, tables, warehouse
 from pipeline.error_state import BackoffPolicy
 from pipeline.errors import innermost, one_line_cause
 from pipeline.fetch import fetch_concurrently
 from pipeline.http import FetchResult, RetryPolicy, UpClient
-from pipeline.job_ids import ConfigProblem, JobRef, Shard
+from pipeline.job_ids import ConfigProblem, JobList, JobRef, Shard
 from pipeline.names import DATASET_NAME, PIPELINE_NAME
 from pipeline.outcomes import Status, load_failed_row
-from pipeline.planning import load_job_list, plan_fetch, shard_jobs
+from pipeline.planning import load_job_list, plan_fetch
 from pipeline.run_record import prune_loaded_packages, with_run_record
 from pipeline.settings import (
     ConfigError,
@@ -67,6 +67,9 @@ class RunSummary:
     backing_off: int = 0
     stats: FetchStats = field(default_factory=FetchStats)
     config_problems: list[ConfigProblem] = field(default_factory=list)
+    config_problems_not_kept: int = 0
+    """Job-list problems counted but not kept with their text (past job_ids.MAX_PROBLEMS_KEPT)."""
+    config_errors_not_kept: int = 0
     views_applied: AppliedViews = field(default_factory=AppliedViews)
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
@@ -84,7 +87,8 @@ class RunSummary:
 
     @property
     def has_problems(self) -> bool:
-        return self.failed > 0 or bool(self.set_aside) or any(problem.is_error for problem in self.config_problems)
+        config_errors = self.config_errors_not_kept > 0 or any(problem.is_error for problem in self.config_problems)
+        return self.failed > 0 or bool(self.set_aside) or config_errors
 
 
 def make_client(settings: UpJobsConfiguration, concurrency: int, stop: threading.Event) -> UpClient:
@@ -201,13 +205,14 @@ def run(
 ) -> RunSummary:
     """Run once; raises ConfigError, AuthRejected, LockHeld, or dlt's errors on failure."""
     started = time.monotonic()
-    job_list = load_job_list(settings, options.jobs_file)
+    job_list = load_job_list(settings, options.jobs_file, options.shard)
     concurrency = max(1, options.concurrency or settings.max_concurrency)
     client = make_client(settings, concurrency, stop or threading.Event())
-    jobs = shard_jobs(job_list.jobs, options.shard)
     backoff = BackoffPolicy(settings.dead_job_after_failures, settings.dead_job_backoff_hours, settings.dead_job_max_backoff_hours)
     options = dataclasses.replace(options, destination=options.destination or settings.destination, backoff=backoff)
-    summary = RunSummary(listed=len(jobs), config_problems=job_list.problems)
+    summary = RunSummary(listed=len(job_list), config_problems=job_list.problems)
+    summary.config_problems_not_kept = job_list.problem_count - len(job_list.problems)
+    summary.config_errors_not_kept = job_list.error_count - sum(problem.is_error for problem in job_list.problems)
     summary.destination = None if is_local_duckdb(options.destination) else options.destination
     if summary.destination:
         warehouse.check_destination_name(summary.destination)
@@ -224,9 +229,9 @@ def run(
         pipeline = make_pipeline(workspace, options.destination, options.shard)
         if summary.destination:
             warehouse.check_connection(pipeline)  # a refused login is a configuration error (exit 2)
-        _fetch_and_load(pipeline, workspace, client, jobs, options, concurrency, summary, on_progress)
+        _fetch_and_load(pipeline, workspace, client, job_list, options, concurrency, summary, on_progress)
         started_publish = time.monotonic()
-        workspace.publish(settings.duckdb_storage_version)
+        workspace.publish(settings.duckdb_storage_version, tables.PRIMARY_KEY)
         summary.timings["publish"] = time.monotonic() - started_publish
         failpoints.reached("published")
     summary.seconds = time.monotonic() - started
@@ -237,7 +242,7 @@ def _fetch_and_load(
     pipeline: dlt.Pipeline,
     workspace: Workspace,
     client: UpClient,
-    jobs: list[JobRef],
+    jobs: JobList,
     options: RunOptions,
     concurrency: int,
     summary: RunSummary,
@@ -253,13 +258,11 @@ def _fetch_and_load(
     if pipeline.has_pending_data:  # a previous run died after extracting: finish its work first
         with warehouse.load_lock(pipeline, options.lock_timeout_seconds, summary.timings):
             loader.load_or_set_aside(refs=())
-    plan = plan_fetch(pipeline, jobs, options.refresh, options.retry_errors, options.backoff)
+    plan, counts = plan_fetch(pipeline, jobs, options.refresh, options.retry_errors, options.backoff, summary.config_problems)
     confirmed = observations.load_confirmations(workspace.state_dir)
     plan = dataclasses.replace(plan, confirmed=confirmed)
     summary.timings["read state"] = time.monotonic() - started
-    requested, listed = set(plan.refs), set(jobs)
-    summary.backing_off = sum(1 for ref in plan.error_states if ref in listed and ref not in requested)
-    summary.skipped_terminal = len(jobs) - len(plan.refs) - summary.backing_off
+    summary.backing_off, summary.skipped_terminal = counts.backing_off, counts.skipped_terminal
     suspect_set = plan.suspects  # a property: computed once here, not once per job
     main = dataclasses.replace(plan, refs=[ref for ref in plan.refs if ref not in suspect_set])
     suspects = [ref for ref in plan.refs if ref in suspect_set]

@@ -45,6 +45,7 @@ def format_summary(summary: RunSummary) -> str:
     problems = summary.config_problems
     for problem in problems[:MAX_PROBLEM_LINES]:
         lines.append(f"{'error' if problem.is_error else 'warning'}: {problem}")
-    if len(problems) > MAX_PROBLEM_LINES:
-        lines.append(f"... and {len(problems) - MAX_PROBLEM_LINES} more job-list problem(s)")
+    hidden = max(0, len(problems) - MAX_PROBLEM_LINES) + summary.config_problems_not_kept
+    if hidden:
+        lines.append(f"... and {hidden} more job-list problem(s)")
     return "\n".join(lines)

@@ -1,6 +1,7 @@
-"""What the pipeline reads from and writes to the destination besides loading: held job
-state, open fetch errors, empty tables, the load lock between shards, and the checks that turn
-a wrong destination name or login into a configuration error. The views: :mod:`pipeline.views`.
+"""What the pipeline reads from and writes to the destination besides loading: empty tables,
+the load lock between shards, and the checks that turn a wrong destination name or login into
+a configuration error (reading its state for planning: :mod:`pipeline.planning`). The views:
+:mod:`pipeline.views`.
 
 Everything goes through dlt's SQL client, so it works for any SQL destination dlt supports.
 """
@@ -19,9 +20,6 @@ from dlt.common.destination.exceptions import DestinationUndefinedEntity, Unknow
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
 from pipeline import tables
-from pipeline.error_state import ErrorState
-from pipeline.job_ids import JobRef
-from pipeline.outcomes import HeldJob
 from pipeline.settings import ConfigError
 from pipeline.views import (  # noqa: F401 - re-exported: the views' home was this module
     ViewError,
@@ -34,14 +32,6 @@ from pipeline.views import (  # noqa: F401 - re-exported: the views' home was th
 from pipeline.workspace import LockHeld
 
 MISSING = (DatabaseUndefinedRelation, DestinationUndefinedEntity)
-
-
-def _query(pipeline: dlt.Pipeline, sql: str) -> list[tuple[Any, ...]]:
-    try:
-        with pipeline.sql_client() as client:
-            return [tuple(row) for row in client.execute_sql(sql) or []]
-    except MISSING:
-        return []
 
 
 LOAD_LOCK_KEY = 0x5550_4A4F_4253  # "UPJOBS": one advisory lock for every shard of every host
@@ -109,31 +99,6 @@ def lock_holder_message(client: Any, waited: float) -> str:
     ) if part)
     return (f"{prefix}: held by server process {pid}" + (f" ({who})" if who else "")
             + f"; raise --lock-timeout, or if that session is stale end it: select pg_terminate_backend({pid})")
-
-
-def held_jobs(pipeline: dlt.Pipeline) -> dict[str, HeldJob]:
-    """``id → (updated_at, state)`` for every loaded job; empty before the first load."""
-    rows = _query(pipeline, f"select id, updated_at, state from {pipeline.dataset_name}.{tables.WORKFLOW_JOBS}")
-    return {job_id: HeldJob(updated_at, state) for job_id, updated_at, state in rows}
-
-
-def error_states(pipeline: dlt.Pipeline) -> dict[JobRef, ErrorState]:
-    """Each job whose latest fetch or load failed: from ``fetch_error_state`` (the pipeline's own
-    table); errors recorded before that table existed come from the view's stable columns."""
-    dataset = pipeline.dataset_name
-    states = {
-        JobRef(*row[:3]): ErrorState(*row[3:])
-        for row in _query(pipeline, (
-            "select space_id, workflow_id, job_id, error_kind, http_status, consecutive_failures, first_failed_at, "
-            f"last_failed_at, next_attempt_at from {dataset}.{tables.ERROR_STATE} where recovered_at is null"
-        ))
-    }
-    legacy = _query(pipeline, (
-        f"select space_id, workflow_id, job_id, error_kind, http_status, failed_runs, occurred_at from {dataset}.open_fetch_errors"
-    ))
-    for space_id, workflow_id, job_id, kind, status, failed_runs, occurred_at in legacy:
-        states.setdefault(JobRef(space_id, workflow_id, job_id), ErrorState(kind, status, failed_runs, occurred_at, occurred_at, None))
-    return states
 
 
 def ensure_tables(pipeline: dlt.Pipeline) -> None:

@@ -21,11 +21,12 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Collection, Iterator
+from typing import Collection, Iterator, Mapping, Sequence
 
 import duckdb
 
 from pipeline.names import DATASET_NAME
+from pipeline.publish_changes import FULL_COPY_EVERY, PublishedRecord, read_record, update_copy, write_record
 from pipeline.settings import DUCKDB_STORAGE_VERSION, ConfigError
 
 STAGING_SCHEMA = f"{DATASET_NAME}_staging"
@@ -143,22 +144,31 @@ class Workspace:
         if self.db_path is not None:
             check_storage_version(storage_version)
 
-    def publish(self, storage_version: str = DUCKDB_STORAGE_VERSION) -> None:
+    def publish(self, storage_version: str = DUCKDB_STORAGE_VERSION, merge_keys: Mapping[str, Sequence[str]] | None = None) -> None:
         """Atomically replace the analysis database with a copy of the working one.
 
-        On failure (a full disk, an unwritable folder) the temporary copy is removed at once and
-        a PublishError names the file and the cause; the previous file stays as it was.
+        The copy is the last published file brought up to date by changes when that file is
+        still exactly what the last publish wrote (:mod:`pipeline.publish_changes`; ``merge_keys``:
+        the merged tables' primary keys), else a full copy. On failure (a full disk, an unwritable
+        folder) the temporary copy is removed at once and a PublishError names the file and the
+        cause; the previous file stays as it was.
         """
         if self.db_path is None:
             return
         self.remove_leftovers()  # the version was checked before the run loaded anything
         temporary = self.db_path.with_name(f".{self.db_path.name}.{os.getpid()}.tmp")
+        record_path = self.state_dir / "published.json"
+        record = read_record(record_path)
         failure: PublishError | None = None
         try:
-            copy_database(self.work_db, temporary, storage_version, skip_schemas=(STAGING_SCHEMA,))
+            since_full_copy = self._copy_by_changes(temporary, storage_version, record, merge_keys or {})
+            if since_full_copy is None:
+                copy_database(self.work_db, temporary, storage_version, skip_schemas=(STAGING_SCHEMA,))
+                since_full_copy = 0
             _fsync(temporary)
             self.remove_stray_wal()
             os.replace(temporary, self.db_path)
+            write_record(record_path, PublishedRecord.of(self.db_path, storage_version, since_full_copy))
         except Exception as error:
             _remove_database_file(temporary)
             failure = PublishError(f"could not publish {self.db_path} (the previous file is unchanged): {_reason(error)}")
@@ -170,6 +180,32 @@ class Workspace:
             # of a chain, and DuckDB's names only the temporary file; this one carries its reason.
             raise failure
         self.remove_stray_wal()  # one that a writer of the old file made between the two steps
+
+    def _copy_by_changes(
+        self, temporary: Path, storage_version: str, record: PublishedRecord | None, merge_keys: Mapping[str, Sequence[str]]
+    ) -> int | None:
+        """Publishes since the last full copy when ``temporary`` was made by changes; None when a
+        full copy is needed (first publish, a file someone replaced or wrote, its WAL, a changed
+        table or view, or the periodic compaction)."""
+        assert self.db_path is not None
+        wal = self.db_path.with_name(self.db_path.name + ".wal")
+        if record is None or not record.describes(self.db_path, storage_version) or wal.exists():
+            return None
+        if record.publishes_since_full_copy + 1 >= FULL_COPY_EVERY:
+            return None
+        shutil.copyfile(self.db_path, temporary)
+        try:
+            with duckdb.connect(config={"memory_limit": DUCKDB_MEMORY_LIMIT}) as connection:
+                connection.execute(f"attach {_literal(str(self.work_db))} as working (read_only)")
+                connection.execute(f"attach {_literal(str(temporary))} as published")
+                updated = update_copy(connection, merge_keys, skip_schemas=(STAGING_SCHEMA,))
+                connection.execute("detach published")
+        except duckdb.Error:
+            updated = False  # e.g. a column type the old format stores differently: the full copy decides
+        if not updated:
+            _remove_database_file(temporary)
+            return None
+        return record.publishes_since_full_copy + 1
 
     def remove_stray_wal(self) -> None:
         """Remove the analysis file's WAL: only a connection writing to the file (unsupported:

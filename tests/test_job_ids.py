@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.job_ids import JobRef, build_job_list, parse_jobs_csv
+from pipeline.job_ids import JobRef, build_job_list
 
 UNSAFE = ["../x", "a/b", "a?b", "a#b", "%2F", " a", "a ", "a b", "x" * 129, "é", ""]
 
@@ -32,14 +32,19 @@ def test_bom_crlf_blank_lines_duplicates_and_space_override(tmp_path):
     assert not jobs.has_errors
 
 
-def test_missing_space_is_a_line_error():
-    problems = [item for item in parse_jobs_csv("workflow_id,job_id\nwf,j\n", "f.csv", None) if not isinstance(item, tuple)]
-    assert len(problems) == 1 and problems[0].location == "f.csv:2" and "space_id" in problems[0].message
+def test_missing_space_is_a_line_error(tmp_path):
+    path = tmp_path / "f.csv"
+    path.write_text("workflow_id,job_id\nwf,j\n")
+    jobs = build_job_list(None, path, None)
+    assert len(jobs) == 0 and len(jobs.problems) == 1
+    assert jobs.problems[0].location == f"{path}:2" and "space_id" in jobs.problems[0].message
 
 
-def test_header_without_required_columns():
-    problems = list(parse_jobs_csv("job,workflow\nx,y\n", "f.csv", "s"))
-    assert len(problems) == 1 and problems[0].location == "f.csv:1"
+def test_header_without_required_columns(tmp_path):
+    path = tmp_path / "f.csv"
+    path.write_text("job,workflow\nx,y\n")
+    jobs = build_job_list(None, path, "s")
+    assert len(jobs.problems) == 1 and jobs.problems[0].location == f"{path}:1" and jobs.has_errors
 
 
 def test_config_list_entries():

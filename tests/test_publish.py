@@ -166,3 +166,59 @@ def test_disk_full_while_publishing_leaves_no_temporary_and_the_next_run_publish
     with duckdb.connect(str(db), read_only=True) as connection:
         succeeded = connection.sql("select count(*) from telestream_up.workflow_jobs where state = 'succeeded'").fetchall()
     assert succeeded[0][0] > 0 and _objects(db) != before
+
+
+def _tables(db: Path, schema: str = "telestream_up") -> dict[str, list[tuple]]:
+    """Every table of the dataset, all rows sorted: what a reader of the file sees."""
+    with duckdb.connect(str(db), read_only=True) as connection:
+        names = connection.sql(
+            f"select table_name from duckdb_tables() where schema_name = '{schema}' order by 1"
+        ).fetchall()
+        return {name: sorted(connection.sql(f"select * from {schema}.{name}").fetchall(), key=repr) for (name,) in names}
+
+
+def _record(emulator) -> dict:
+    import json
+
+    return json.loads((emulator.db.with_name(emulator.db.name + ".work") / "published.json").read_text())
+
+
+def test_publishing_by_changes_gives_exactly_the_working_copy(emulator, monkeypatch):
+    """Runs that merge changed jobs, append observations and record errors, published by changes
+    (every table treated as big, so the by-changes path is the one used), leave a file equal,
+    table by table and row by row, to the working copy; a file someone wrote to is copied whole."""
+    from pipeline import publish_changes
+
+    monkeypatch.setattr(publish_changes, "SMALL_TABLE_ROWS", 0)
+    work_db = emulator.db.with_name(emulator.db.name + ".work") / "work.duckdb"
+    emulator.run()
+    assert _record(emulator)["publishes_since_full_copy"] == 0  # the first publish is a full copy
+    for round_ in range(2):
+        emulator.store.advance(fraction=0.5, seed=round_)
+        emulator.store.put_raw(emulator.store.refs()[round_], 404, b'{"message": "gone"}')
+        summary = emulator.run()
+        assert summary.count("loaded") > 0
+        assert _record(emulator)["publishes_since_full_copy"] == round_ + 1
+        assert _tables(emulator.db) == _tables(work_db)
+    with duckdb.connect(str(emulator.db)) as writer:  # a user writes to the published file
+        writer.execute("delete from telestream_up.workflow_jobs where state = 'succeeded'")
+    emulator.store.advance(fraction=0.5, seed=9)
+    emulator.run()
+    assert _record(emulator)["publishes_since_full_copy"] == 0
+    assert _tables(emulator.db) == _tables(work_db)
+
+
+def test_rows_changed_other_than_by_a_load_make_a_full_copy(emulator, monkeypatch):
+    """A row removed from the working copy outside a load (as ``dlt pipeline drop`` would) cannot
+    be published by changes: the counts disagree and the file is copied whole."""
+    from pipeline import publish_changes
+
+    monkeypatch.setattr(publish_changes, "SMALL_TABLE_ROWS", 0)
+    work_db = emulator.db.with_name(emulator.db.name + ".work") / "work.duckdb"
+    emulator.run()
+    with duckdb.connect(str(work_db)) as connection:
+        connection.execute("delete from telestream_up.job_observations where job_id in (select job_id from telestream_up.job_observations limit 5)")
+    emulator.store.advance(fraction=0.5, seed=3)
+    emulator.run()
+    assert _record(emulator)["publishes_since_full_copy"] == 0
+    assert _tables(emulator.db) == _tables(work_db)
