@@ -38,7 +38,7 @@ def _dlt_load(rows: list[dict[str, Any]], folder: Path, file_format: str | None,
     def workflow_jobs() -> Any:
         yield from data
 
-    pipeline.run(workflow_jobs(), loader_file_format=file_format)  # type: ignore[arg-type]
+    pipeline.run(workflow_jobs(), loader_file_format=file_format)
 
 
 def _plain_duckdb(rows: list[dict[str, Any]], folder: Path) -> None:

@@ -23,6 +23,7 @@ import duckdb
 
 from pipeline.emulator.generator import WORKFLOWS
 from pipeline.emulator.timeline import realistic_timelines
+from pipeline.states import TERMINAL_STATES
 
 
 def _versions(jobs: int, polls: int, changed_share: float, seed: int = 1) -> list[list[dict]]:
@@ -57,7 +58,7 @@ def bench_strategies(jobs: int, polls: int, changed_share: float) -> None:
                 previous = {row["job_id"]: row["updated_at"] for row in snapshot}
                 sent += len(rows)
                 started = time.monotonic()
-                pipeline.run(rows, table_name="job_observations", **hints)  # type: ignore[arg-type]
+                pipeline.run(rows, table_name="job_observations", **hints)
                 seconds.append(time.monotonic() - started)
             with pipeline.sql_client() as client:
                 stored = client.execute_sql("select count(*) from job_observations")[0][0]
@@ -78,7 +79,7 @@ def bench_growth(sample_jobs: int, growth_jobs: int, interval_minutes: int = 15)
             if not seen or seen[-1].at != current.at:
                 seen.append(current)
                 rows.append((job_id, workflow_id, current.state, current.progress, changes[0].at, current.at, moment))
-            if current.state in ("succeeded", "failed", "stopped"):
+            if current.state in TERMINAL_STATES:
                 break
             moment += step
         per_job.append(len(seen))

@@ -26,7 +26,10 @@ from bench.parsing import CHILD as PARSE_CHILD
 from pipeline.demo import write_jobs_csv
 from pipeline.emulator import EmulatorServer, JobStore, generate_jobs
 from pipeline.names import DATASET_NAME
-from pipeline.normalize import TERMINAL_STATES
+from pipeline.settings import DUCKDB_STORAGE_VERSION
+from pipeline.states import TERMINAL_STATES
+from pipeline.tables import PRIMARY_KEY
+from pipeline.workspace import Workspace
 
 SEED_JOBS = 200
 
@@ -54,7 +57,8 @@ def build_warehouse(db: Path, base_url: str, store: JobStore, terminal_rows: int
         workflow_id, space_id = connection.execute(
             f"select workflow_id, space_id from {DATASET_NAME}.workflow_jobs where id like 'scale%' limit 1"
         ).fetchone()  # type: ignore[misc]
-    print(f"    warehouse: {held:,} terminal rows ({time.monotonic() - started:.1f} s to insert)")
+    Workspace.for_duckdb(db).publish(DUCKDB_STORAGE_VERSION, PRIMARY_KEY)  # as the run that loaded them would have
+    print(f"    warehouse: {held:,} terminal rows ({time.monotonic() - started:.1f} s to insert and publish)")
     return workflow_id, space_id  # type: ignore[return-value]
 
 

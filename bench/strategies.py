@@ -35,7 +35,7 @@ def _start_emulator(jobs: int, latency_ms: float) -> tuple[subprocess.Popen, str
         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
     )
     assert process.stdout is not None
-    base_url = re.search(r"at (http://\S+)", process.stdout.readline()).group(1)  # type: ignore[union-attr]
+    base_url = re.search(r"at (http://\S+)", process.stdout.readline()).group(1)
     return process, base_url
 
 

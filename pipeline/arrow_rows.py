@@ -20,11 +20,20 @@ _ARROW_TYPES = {
     "bool": pa.bool_(),
     "timestamp": pa.timestamp("us", tz="UTC"),
 }
-# nullability matches the dlt hints, so dlt has no hint conflict to warn about on every run
-SCHEMA = pa.schema([
-    pa.field(column["name"], _ARROW_TYPES[str(column["data_type"])], nullable=column.get("nullable") is not False)
-    for column in COLUMNS[WORKFLOW_JOBS]
-])
+
+
+def arrow_schema(table: str) -> pa.Schema:
+    """The Arrow schema of one of our tables, from its dlt hints (:data:`pipeline.tables.COLUMNS`).
+
+    Nullability matches the hints, so dlt has no hint conflict to warn about on every run.
+    """
+    return pa.schema([
+        pa.field(column["name"], _ARROW_TYPES[str(column["data_type"])], nullable=column.get("nullable") is not False)
+        for column in COLUMNS[table]
+    ])
+
+
+SCHEMA = arrow_schema(WORKFLOW_JOBS)
 
 
 def rows_to_table(rows: list[dict[str, Any]]) -> pa.Table:

@@ -227,7 +227,7 @@ def draw_duration_boxes(stats: pd.DataFrame) -> Figure:
     import matplotlib
 
     horizontal = {"orientation": "horizontal"} if _version(matplotlib.__version__) >= (3, 10) else {"vert": False}
-    axes.bxp(boxes, **horizontal, showfliers=True, patch_artist=True,  # type: ignore[arg-type]
+    axes.bxp(boxes, **horizontal, showfliers=True, patch_artist=True,
              boxprops={"facecolor": "#cfe0f3"}, medianprops={"color": "#1f4e79", "linewidth": 2},
              flierprops={"marker": "o", "markersize": 4, "markerfacecolor": "none"})
     if len(stats):

@@ -30,16 +30,12 @@ DEFAULT_DB = "up_jobs.duckdb"
 DEFAULT_DEMO_DB = "up_jobs_demo.duckdb"
 
 
-def _add_run_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_run_parser(commands: argparse._SubParsersAction) -> None:
+    from pipeline.run_options import run_flags
+
     run = commands.add_parser("run", help="fetch the configured jobs and load them (the cron job)")
-    run.add_argument("--db", default=DEFAULT_DB, help=f"analysis DuckDB file (default {DEFAULT_DB})")
-    run.add_argument("--jobs-file", help="CSV of jobs (header workflow_id,job_id[,space_id])")
-    run.add_argument("--refresh", action="store_true", help="refetch every job, terminal ones too")
-    run.add_argument("--retry-errors", action="store_true", help="retry jobs failing permanently now, not when their backoff ends")
-    run.add_argument("--concurrency", type=int, help="parallel requests (default: max_concurrency, 16)")
-    run.add_argument("--lock-timeout", type=float, help="seconds to wait for another run's lock (default 0)")
-    run.add_argument("--destination", help="any dlt destination (postgres, snowflake, bigquery, motherduck…); default: the --db DuckDB file")
-    run.add_argument("--shard", help="i/n: load this worker's share of the jobs (0 <= i < n), for parallel workers")
+    for flag, arguments in run_flags():  # one per RunOptions field: the options live there, once
+        run.add_argument(flag, **arguments)
     run.add_argument("--check", action="store_true", help="after a successful load, run 'up-jobs check' on --db")
 
 
@@ -121,10 +117,21 @@ def _progress_printer(stream: TextIO = sys.stderr) -> Callable[[int, int], None]
 
 
 def _error_log_path(args: argparse.Namespace) -> Path:
-    """Next to the run's private state: ``<db>.work/last_error.log`` (or ``.up_jobs/`` for warehouses)."""
+    """Next to the run's private state: ``<db>.work/last_error.log`` (or ``.up_jobs/`` for warehouses),
+    the destination resolved as the run resolves it (a flag, else ``sources.up_jobs.destination``)."""
+    from pipeline.run_options import is_local_duckdb
     from pipeline.workspace import Workspace
 
-    if getattr(args, "destination", None) not in (None, "", "duckdb"):
+    destination = getattr(args, "destination", None)
+    if args.command == "run":
+        try:
+            from pipeline.run_options import options_from_flags, resolve_run
+            from pipeline.settings import load_settings
+
+            destination = resolve_run(load_settings(), options_from_flags(vars(args))).destination
+        except Exception:  # the failure may be the settings themselves: the flag alone then
+            pass
+    if not is_local_duckdb(destination):
         return Path.cwd() / ".up_jobs" / "last_error.log"
     return Workspace.for_duckdb(Path(getattr(args, "db", DEFAULT_DB)).resolve()).state_dir / "last_error.log"
 
@@ -151,7 +158,7 @@ def _redactor() -> Callable[[str], str]:
         from pipeline.settings import load_settings
 
         key = load_settings().api_key
-    except Exception:  # noqa: BLE001 - redact at least Bearer values
+    except Exception:  # redact at least Bearer values
         key = None
     return Redactor(str(key) if key else None).text
 
@@ -161,39 +168,30 @@ def command_run(args: argparse.Namespace) -> int:
 
     from pipeline import runlog
     from pipeline.config_hints import hinted
-    from pipeline.planning import parse_shard
-    from pipeline.runner import RunOptions, run
+    from pipeline.run_options import flag_of, options_from_flags, resolve_run
+    from pipeline.runner import execute
     from pipeline.settings import ConfigError, load_settings, unknown_keys
     from pipeline.summary import format_summary
 
     stop = threading.Event()
     _stop_on_signals(stop)
-    options = RunOptions(
-        db_path=Path(args.db).resolve(),
-        jobs_file=args.jobs_file,
-        refresh=args.refresh,
-        retry_errors=args.retry_errors,
-        concurrency=args.concurrency,
-        lock_timeout_seconds=args.lock_timeout,
-        destination=args.destination,
-        shard=parse_shard(args.shard),
-    )
+    options = options_from_flags(vars(args))
     unknown = unknown_keys(dlt.current.run_context().settings_dir, os.environ)  # first: typos explain errors
     with hinted(unknown):
-        settings = load_settings()
-        target = args.destination or settings.destination
-        print(runlog.header(args, f"destination {target}" if target else f"database {options.db_path}"), flush=True)
-        summary = run(settings, options, stop=stop, on_progress=_progress_printer())
+        settings = resolve_run(load_settings(), options)
+        target = f"destination {settings.destination}" if settings.destination else f"database {settings.db_path}"
+        print(runlog.header(args, target), flush=True)
+        summary = execute(settings, stop=stop, on_progress=_progress_printer())
     summary.config_problems[:0] = unknown
-    print(format_summary(summary))
-    print(f"destination: {summary.destination}" if summary.destination else f"database: {options.db_path}")
-    print(f"dlt's view:  {runlog.dlt_cli_command(*runlog.dlt_pipeline_location(options, summary.destination))}")
+    print(format_summary(summary, spell=flag_of))
+    print(f"destination: {summary.destination}" if summary.destination else f"database: {settings.db_path}")
+    print(f"dlt's view:  {runlog.dlt_cli_command(*runlog.dlt_pipeline_location(settings))}")
     print(f"{runlog.timestamp()} finished in {summary.seconds:.1f} s")
     code = EXIT_PARTIAL if summary.has_problems else EXIT_OK
     if args.check:  # the load succeeded (failures raised above); a run problem (4) outranks alerts (6)
         if summary.destination:
             raise ConfigError("--check reads the local DuckDB file; with a warehouse destination query its views")
-        check_code = _check(options.db_path, "text", None, quiet=False)
+        check_code = _check(settings.db_path, "text", None, quiet=False)
         code = code or check_code
     return code
 
@@ -260,16 +258,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("dlt").setLevel(logging.WARNING)
     from dlt.common.configuration.exceptions import ConfigurationException
 
-    from pipeline.errors import first_line, innermost, one_line_cause
+    from pipeline.errors import ConfigError, innermost, one_line_cause, options_spelt
     from pipeline.http import AuthRejected
-    from pipeline.settings import ConfigError
+    from pipeline.run_options import flag_of
     from pipeline.workspace import LockHeld
 
     try:
         return COMMANDS[args.command](args)
     except KeyboardInterrupt as error:
         return _interrupted(error)
-    except Exception as error:  # noqa: BLE001 - the edge: every failure becomes one line and a code
+    except Exception as error:  # the edge: every failure becomes one line and a code
         interrupt = innermost(error, KeyboardInterrupt)  # dlt wraps a signal raised inside a step
         if interrupt is not None:
             return _interrupted(interrupt)
@@ -278,7 +276,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                            (ConfigurationException, EXIT_CONFIG)):
             found = innermost(error, kind)
             if found is not None:
-                print(f"up-jobs: error: {redact(first_line(found))}", file=sys.stderr)
+                print(f"up-jobs: error: {redact(options_spelt(found, flag_of))}", file=sys.stderr)
                 return code
         log = _write_error_log(error, _error_log_path(args), redact)
         print(f"up-jobs: error: run aborted: {redact(one_line_cause(error))}", file=sys.stderr)

@@ -12,6 +12,7 @@ from typing import Iterator, Sequence
 
 from dlt.common.configuration.exceptions import ConfigurationException
 
+from pipeline.errors import naming_options, options_template
 from pipeline.job_ids import ConfigProblem
 from pipeline.settings import ConfigError
 
@@ -31,5 +32,7 @@ def hinted(unknown: Sequence[ConfigProblem]) -> Iterator[None]:
     except (ConfigError, ConfigurationException) as error:
         if not unknown:
             raise
-        lines = str(error).strip().splitlines()
-        raise ConfigError(with_hints(lines[0] if lines else type(error).__name__, unknown)) from error
+        template = options_template(error)  # keep the options it names for the CLI to spell as flags
+        lines = (template or str(error)).strip().splitlines()
+        message = with_hints(lines[0] if lines else type(error).__name__, unknown)
+        raise (naming_options(ConfigError, message) if template else ConfigError(message)) from error

@@ -14,6 +14,7 @@ from pipeline.emulator import EmulatorServer, FaultPlan, JobStore, generate_jobs
 from pipeline.emulator.generator import DEMO_SPACE_ID, WORKFLOWS
 from pipeline.emulator.server import DEFAULT_API_KEY
 from pipeline.emulator.timeline import realistic_timelines, runs_read
+from pipeline.errors import naming_options
 from pipeline.job_ids import JobRef
 from pipeline.runner import RunOptions, run
 from pipeline.settings import ConfigError, UpJobsConfiguration
@@ -51,7 +52,7 @@ def _reset_demo_database(db_path: Path) -> None:
             except duckdb.Error:
                 spaces = []
         if any(space != DEMO_SPACE_ID for (space,) in spaces):
-            raise ConfigError(f"{db_path} holds non-demo jobs; pass --db with another file for the demo")
+            raise naming_options(ConfigError, f"{db_path} holds non-demo jobs; pass {{db_path}} with another file for the demo")
         db_path.unlink()
     shutil.rmtree(Workspace.for_duckdb(db_path).state_dir, ignore_errors=True)
 
@@ -63,7 +64,7 @@ POLL_INTERVAL = timedelta(minutes=15)
 def _add_live_jobs(store: JobStore, count: int, seed: int, first_poll: datetime, last_poll: datetime) -> int:
     """Jobs created over the demo's polled window, with full histories (queue, processing, retries)."""
     workflow_ids = sorted({ref.workflow_id for ref in store.refs()})
-    names = {store.get(ref)["workflow_name"]: ref.workflow_id for ref in store.refs()}  # type: ignore[index]
+    names = {body["workflow_name"]: ref.workflow_id for ref in store.refs() if (body := store.get(ref)) is not None}
     start, end = first_poll - 2 * POLL_INTERVAL, last_poll
     ids = [names.get(profile.name, workflow_ids[0]) for profile in WORKFLOWS]
     for job_id, profile, workflow_id, changes in realistic_timelines(count, seed + 7919, start, end - POLL_INTERVAL, ids):

@@ -7,10 +7,46 @@ alone names nothing. These helpers walk the ``__cause__``/``__context__`` chain 
 
 from __future__ import annotations
 
-from typing import Iterator, TypeVar
+import re
+from typing import Callable, Iterator, TypeVar
 
 E = TypeVar("E", bound=BaseException)
 MAX_CAUSE_CHARS = 400
+
+
+class ConfigError(ValueError):
+    """Configuration is missing or invalid; the message names the key and where to set it."""
+
+
+_OPTION = re.compile(r"\{(\w+)\}")
+_TEMPLATE = "options_template"
+
+
+def naming_options(kind: Callable[[str], E], template: str) -> E:
+    """``kind(message)`` for a message naming run options as ``{shard}``.
+
+    The library cannot know how its caller spells an option: its text says ``shard``, as an
+    orchestrator passes it (``up_jobs(shard="0/3")``); the CLI spells it ``--shard`` through
+    :func:`options_spelt`, so an Airflow user never reads a flag they cannot pass.
+    """
+    error = kind(_OPTION.sub(r"\1", template))
+    setattr(error, _TEMPLATE, template)
+    return error
+
+
+def options_template(error: BaseException) -> str | None:
+    """The message with its ``{option}`` placeholders, when :func:`naming_options` made the error."""
+    template = getattr(error, _TEMPLATE, None)
+    return template if isinstance(template, str) else None
+
+
+def options_spelt(error: BaseException, spell: Callable[[str], str]) -> str:
+    """The error's first line, the run options it names spelt by ``spell`` (the CLI: as its flags)."""
+    template = options_template(error)
+    if template is None:
+        return first_line(error)
+    text = _OPTION.sub(lambda match: spell(match.group(1)), template)
+    return next((line.strip() for line in text.splitlines() if line.strip()), first_line(error))
 
 
 def chain(error: BaseException) -> Iterator[BaseException]:

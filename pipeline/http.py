@@ -228,7 +228,7 @@ class UpClient:
                 with self._session().send(prepared, **self._send_options) as response:
                     retry_after = parse_retry_after(response.headers.get("Retry-After"))
                     return response.status_code, self.redactor.body(self._read_capped(response)), retry_after
-            except Exception as error:  # noqa: BLE001 - one response must never abort the run
+            except Exception as error:  # one response must never abort the run
                 raise _Failed(self._describe(error, slot)) from None
 
     def _read_capped(self, response: requests.Response) -> bytes:

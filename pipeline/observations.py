@@ -21,14 +21,11 @@ from typing import Any, Mapping
 
 import pyarrow as pa
 
+from pipeline.arrow_rows import arrow_schema
 from pipeline.outcomes import HeldJob
-from pipeline.tables import COLUMNS, JOB_OBSERVATIONS
+from pipeline.tables import JOB_OBSERVATIONS
 
-_ARROW = {"text": pa.string(), "double": pa.float64(), "timestamp": pa.timestamp("us", tz="UTC")}
-SCHEMA = pa.schema([
-    pa.field(column["name"], _ARROW[str(column["data_type"])], nullable=column.get("nullable") is not False)
-    for column in COLUMNS[JOB_OBSERVATIONS]
-])
+SCHEMA = arrow_schema(JOB_OBSERVATIONS)
 
 
 def observation_row(

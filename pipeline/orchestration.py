@@ -15,21 +15,22 @@ for them:
 
 from __future__ import annotations
 
-import threading
-
 import dlt
 from dlt.extract.source import DltSource
 
 from pipeline import warehouse
-from pipeline.planning import load_job_list, parse_shard, plan_fetch
-from pipeline.runner import keep_dlt_columns_on_arrow_rows, make_client, make_pipeline
+from pipeline.factories import build_source, keep_dlt_columns_on_arrow_rows, make_pipeline
+from pipeline.planning import load_job_list, plan_fetch
+from pipeline.run_options import RunOptions, parse_shard, resolve_run
 from pipeline.settings import UpJobsConfiguration, load_settings
-from pipeline.source import FetchPlan, FetchStats, up_jobs_source
+from pipeline.source import FetchPlan
 
 __all__ = ["shard_pipeline", "up_jobs", "prepare_tables", "refresh_views"]  # the public API; the rest may change
 
+
 def shard_pipeline(destination: str, shard: str | None = None) -> dlt.Pipeline:
     """``shard`` as on the command line, ``"i/n"``; None for one worker."""
+    keep_dlt_columns_on_arrow_rows()
     return make_pipeline(None, destination, parse_shard(shard))
 
 
@@ -39,21 +40,20 @@ def up_jobs(
     jobs_file: str | None = None,
     settings: UpJobsConfiguration | None = None,
 ) -> DltSource:
-    """The UP jobs source for ``pipeline.run``; configuration as for ``up-jobs run``.
+    """The UP jobs source for ``pipeline.run``; its settings resolved as ``up-jobs run`` resolves
+    its own (:func:`pipeline.run_options.resolve_run`: concurrency, jobs file, dead-job backoff).
 
     Per-job errors land in ``fetch_errors``/``quarantined_records`` as usual; a rejected key
     raises, failing the task.
     """
     keep_dlt_columns_on_arrow_rows()
-    settings = settings or load_settings()
-    jobs = load_job_list(settings, jobs_file, parse_shard(shard))
-    concurrency = max(1, settings.max_concurrency)
-    client = make_client(settings, concurrency, threading.Event())
+    run = resolve_run(settings or load_settings(), RunOptions(shard=shard, refresh=refresh, jobs_file=jobs_file))
+    jobs = load_job_list(run.config, run.jobs_file, run.shard)
 
     def plan() -> FetchPlan:
-        return plan_fetch(dlt.current.pipeline(), jobs, refresh)[0]
+        return plan_fetch(dlt.current.pipeline(), jobs, run.refresh, run.retry_errors, run.backoff)[0]
 
-    return up_jobs_source(client, plan, FetchStats(), concurrency)
+    return build_source(run, plan)
 
 
 @dlt.source(name="up_jobs", max_table_nesting=0)

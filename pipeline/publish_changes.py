@@ -123,7 +123,9 @@ def _shape(connection: duckdb.DuckDBPyConnection, database: str, skip_schemas: C
 
 
 def _scalar(connection: duckdb.DuckDBPyConnection, sql: str) -> Any:
-    return connection.execute(sql).fetchone()[0]  # type: ignore[index]  # an aggregate returns one row
+    row = connection.execute(sql).fetchone()
+    assert row is not None, "an aggregate returns one row"
+    return row[0]
 
 
 def _identifier(name: str) -> str:

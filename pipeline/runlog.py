@@ -9,7 +9,6 @@ them. The formatting is pure (clock and stream injected) so it is tested without
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import re
 import shlex
@@ -18,7 +17,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Callable, TextIO
 
 if TYPE_CHECKING:
-    from pipeline.runner import RunOptions
+    from pipeline.run_options import RunSettings
 
 MIN_SECONDS_TO_ESTIMATE = 5.0
 MIN_JOBS_TO_ESTIMATE = 20
@@ -42,12 +41,11 @@ def header(args: argparse.Namespace, target: str, now: datetime | None = None, p
     return f"{timestamp(now)} {command} (pid {pid or os.getpid()}): {target}"
 
 
-def dlt_pipeline_location(options: "RunOptions", destination: str | None) -> tuple[str, str]:
-    """(pipelines folder, pipeline name) of the run ``options`` describe, for ``dlt pipeline``."""
-    from pipeline.runner import make_workspace, pipeline_name
+def dlt_pipeline_location(settings: "RunSettings") -> tuple[str, str]:
+    """(pipelines folder, pipeline name) of the run ``settings`` describe, for ``dlt pipeline``."""
+    from pipeline.factories import make_workspace, pipeline_name
 
-    workspace = make_workspace(dataclasses.replace(options, destination=destination))
-    return str(workspace.pipelines_dir), pipeline_name(options.shard)
+    return str(make_workspace(settings).pipelines_dir), pipeline_name(settings.shard)
 
 
 def dlt_cli_command(pipelines_dir: str, pipeline_name: str, command: str = "info") -> str:

@@ -85,7 +85,7 @@ def _abort(pipeline: dlt.Pipeline) -> None:
     """dlt's abort (restores the local schema and state); if even that fails, delete the packages."""
     try:
         pipeline.abort_packages()
-    except Exception:  # noqa: BLE001 - the copy is kept; what matters is that nothing stays pending
+    except Exception:  # the copy is kept; what matters is that nothing stays pending
         for load_id in pending_load_ids(pipeline):
             package = _package_dir(Path(pipeline.working_dir), load_id)
             if package is not None:
@@ -107,7 +107,7 @@ def _refs_in(package: Path) -> list[JobRef]:
     for path in package.rglob("workflow_jobs.*.parquet"):
         try:
             table = pq.read_table(path, columns=["space_id", "workflow_id", "id"])
-        except Exception:  # noqa: BLE001 - a corrupt file is one reason a package is set aside
+        except Exception:  # a corrupt file is one reason a package is set aside
             continue
         columns = (table.column(name).to_pylist() for name in ("space_id", "workflow_id", "id"))
         refs.update(JobRef(*row) for row in zip(*columns) if all(row))

@@ -19,6 +19,7 @@ from dlt.common.configuration.specs import BaseConfiguration
 from dlt.common.typing import TSecretStrValue
 
 from pipeline.error_state import BackoffPolicy
+from pipeline.errors import ConfigError
 from pipeline.http import RetryPolicy
 from pipeline.job_ids import ConfigProblem
 from pipeline.names import DATASET_NAME, PIPELINE_NAME  # noqa: F401 - re-exported for older imports
@@ -27,10 +28,6 @@ SECTIONS = ("sources", "up_jobs")
 
 DUCKDB_STORAGE_VERSION = "v1.0.0"
 """Storage format of the published DuckDB file: DuckDB 0.10.3 and every later release read it (README)."""
-
-
-class ConfigError(ValueError):
-    """Configuration is missing or invalid; the message names the key and where to set it."""
 
 
 @configspec
@@ -66,7 +63,7 @@ def load_settings() -> UpJobsConfiguration:
 
 def unknown_keys(settings_dir: str | Path, environ: Mapping[str, str]) -> list[ConfigProblem]:
     """Keys under [sources.up_jobs] that nothing reads (typos such as ``max_concurency``)."""
-    known = set(UpJobsConfiguration.__dataclass_fields__)  # type: ignore[attr-defined]
+    known = set(UpJobsConfiguration.__dataclass_fields__)
     problems = []
     for name in ("config.toml", "secrets.toml"):
         path = Path(settings_dir) / name

@@ -24,8 +24,8 @@ from pipeline.error_state import BackoffPolicy, ErrorState, after_failure, after
 from pipeline.fetch import fetch_concurrently
 from pipeline.http import FetchResult, UpClient
 from pipeline.job_ids import JobRef
-from pipeline.normalize import TERMINAL_STATES
 from pipeline.outcomes import FETCHED_WELL, LOAD_FAILED, HeldJob, Status, classify
+from pipeline.states import TERMINAL_STATES
 
 BATCH_SIZE = 1000
 MAX_FAILURES_LISTED = 10  # failed jobs named in the run summary; the rest are in open_fetch_errors
@@ -77,12 +77,13 @@ def _recovery_row(ref: JobRef, now: datetime) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class FetchPlan:
-    """What to request (``refs``) and what the warehouse already holds, per job id and in error."""
+    """What to request (``refs``) and what the warehouse holds for those jobs (:mod:`pipeline.planning`)."""
 
     refs: Sequence[JobRef]
     held: dict[str, HeldJob]
+    """job id → the held version, for the requested jobs only (not every listed one)."""
     error_states: dict[JobRef, ErrorState] = field(default_factory=dict)
-    """Open errors: each failing job's current error (``fetch_error_state``)."""
+    """Open errors of the listed jobs that are requested or backing off (``fetch_error_state``)."""
     refresh: bool = False
     backoff: BackoffPolicy = BackoffPolicy()
     confirmed: Mapping[str, observations.Confirmation] = field(default_factory=dict)

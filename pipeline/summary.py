@@ -1,13 +1,53 @@
-"""Human-readable run summary: one screen, the same lines in a terminal and in a cron mail."""
+"""What a run did (:class:`RunSummary`) and its human-readable form: one screen, the same lines
+in a terminal and in a cron mail."""
 
 from __future__ import annotations
 
-from pipeline.runner import RunSummary
+from dataclasses import dataclass, field
+from typing import Callable
+
+from pipeline import set_aside
+from pipeline.job_ids import ConfigProblem
+from pipeline.outcomes import Status
+from pipeline.source import FetchStats
+from pipeline.views import AppliedViews
 
 MAX_PROBLEM_LINES = 20
 
 
-def format_summary(summary: RunSummary) -> str:
+@dataclass
+class RunSummary:
+    listed: int = 0
+    skipped_terminal: int = 0
+    backing_off: int = 0
+    stats: FetchStats = field(default_factory=FetchStats)
+    config_problems: list[ConfigProblem] = field(default_factory=list)
+    config_problems_not_kept: int = 0
+    """Job-list problems counted but not kept with their text (past job_ids.MAX_PROBLEMS_KEPT)."""
+    config_errors_not_kept: int = 0
+    views_applied: AppliedViews = field(default_factory=AppliedViews)
+    seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
+    destination: str | None = None
+    load_id: str | None = None
+    set_aside: list[set_aside.SetAside] = field(default_factory=list)
+
+    def count(self, status: str) -> int:
+        """Jobs that ended as ``status``; an unknown status raises instead of counting zero."""
+        return self.stats.outcomes[Status(status)]
+
+    @property
+    def failed(self) -> int:
+        return self.count(Status.FAILED) + self.count(Status.QUARANTINED) + self.count(Status.LOAD_FAILED)
+
+    @property
+    def has_problems(self) -> bool:
+        config_errors = self.config_errors_not_kept > 0 or any(problem.is_error for problem in self.config_problems)
+        return self.failed > 0 or bool(self.set_aside) or config_errors
+
+
+def format_summary(summary: RunSummary, spell: Callable[[str], str] = str) -> str:
+    """``spell``: how the reader knows a run option a problem names (the CLI: as its flag)."""
     stats = summary.stats
     lines = [
         f"jobs listed      {summary.listed:>8}",
@@ -44,7 +84,7 @@ def format_summary(summary: RunSummary) -> str:
         lines.append(f"error: {package}")
     problems = summary.config_problems
     for problem in problems[:MAX_PROBLEM_LINES]:
-        lines.append(f"{'error' if problem.is_error else 'warning'}: {problem}")
+        lines.append(f"{'error' if problem.is_error else 'warning'}: {spell(problem.location)}: {problem.message}")
     hidden = max(0, len(problems) - MAX_PROBLEM_LINES) + summary.config_problems_not_kept
     if hidden:
         lines.append(f"... and {hidden} more job-list problem(s)")

@@ -1,6 +1,7 @@
 """Column definitions of the tables the pipeline writes, used as dlt schema hints.
 
-Types are pinned so the first value seen never decides them (JSON ``100`` vs ``33.3`` would
+``workflow_jobs``'s columns come from :data:`pipeline.job_fields.JOB_FIELDS`; this module adds
+the table's own hints (key, which version wins a merge). Types are pinned so the first value seen never decides them (JSON ``100`` vs ``33.3`` would
 otherwise split ``progress`` into a ``progress__v_double`` variant column). The same
 definitions create empty tables up front, so views always have something to select from.
 """
@@ -15,6 +16,8 @@ from dlt.common.schema.typing import (
     TWriteDispositionConfig,
 )
 from dlt.common.schema.utils import new_table
+
+from pipeline.job_fields import JOB_FIELDS, Field
 
 WORKFLOW_JOBS = "workflow_jobs"
 FETCH_ERRORS = "fetch_errors"
@@ -44,27 +47,26 @@ def _key_column(name: str) -> TColumnSchema:
     return {"name": name, "data_type": "text", "nullable": False, "primary_key": True}
 
 
+def _field_column(field: Field, hints: TColumnSchema) -> TColumnSchema:
+    column: TColumnSchema = {"name": field.name, "data_type": field.data_type, "nullable": field.nullable}
+    if field.data_type == "timestamp":
+        column["timezone"] = True
+    return {**column, **hints}
+
+
+# workflow_jobs' own hints: its key, and the newest updated_at wins when one load holds two versions
+_WORKFLOW_JOBS_HINTS: dict[str, TColumnSchema] = {
+    "id": {"primary_key": True},
+    "updated_at": {"dedup_sort": "desc"},
+}
+
+
 def _job_key() -> list[TColumnSchema]:
     return [_text("space_id"), _text("workflow_id"), _text("job_id")]
 
 
 COLUMNS: dict[str, list[TColumnSchema]] = {
-    WORKFLOW_JOBS: [
-        {"name": "id", "data_type": "text", "nullable": False, "primary_key": True},
-        _text("space_id"),
-        _text("workflow_id"),
-        _text("workflow_name"),
-        _text("name"),
-        _text("workflow_version"),
-        _text("state"),
-        _double("progress"),
-        _timestamp("created_at"),
-        {**_timestamp("updated_at"), "dedup_sort": "desc"},  # type: ignore[typeddict-item]
-        _text("elapsed_time"),
-        _double("elapsed_seconds"),
-        _text("elapsed_time_error"),
-        _text("extra_fields"),  # JSON object of the fields the API adds beyond the documented ones
-    ],
+    WORKFLOW_JOBS: [_field_column(field, _WORKFLOW_JOBS_HINTS.get(field.name, {})) for field in JOB_FIELDS],
     FETCH_ERRORS: [
         *_job_key(),
         _text("error_kind"),
@@ -130,7 +132,7 @@ _DLT_COLUMNS: list[TColumnSchema] = [
 
 
 def columns_hint(table: str) -> dict[str, TColumnSchema]:
-    return {column["name"]: column for column in COLUMNS[table]}  # type: ignore[misc]
+    return {column["name"]: column for column in COLUMNS[table]}  # type: ignore[misc]  # dlt: TColumnSchema's name is NotRequired
 
 
 def empty_table_schemas() -> list[TTableSchema]:

@@ -162,7 +162,7 @@ def check_runs_on(translated: str, dialect: str | None, name: str) -> None:
 
 
 def destination_dialect(pipeline: dlt.Pipeline) -> str | None:
-    return pipeline.destination.capabilities().sqlglot_dialect  # type: ignore[no-any-return]
+    return pipeline.destination.capabilities().sqlglot_dialect
 
 
 def destination_kind(pipeline: dlt.Pipeline) -> str:
@@ -237,7 +237,7 @@ def apply_views(pipeline: dlt.Pipeline, sources: dict[str, str] | None = None) -
             except ViewError as error:
                 failures[name] = str(error)
                 continue
-            except Exception as error:  # noqa: BLE001 - named and reported as one clear line
+            except Exception as error:  # named and reported as one clear line
                 failures[name] = f"sql/{name}.sql could not be applied: {first_line(error)}"
                 continue
             result.changed += replaced
@@ -267,7 +267,7 @@ def _catalog(client: Any, dataset: str) -> _Catalog | None:
     sql = "select table_name, table_type from information_schema.tables where lower(table_schema) = lower(%s)"
     try:
         rows = client.execute_sql(sql, dataset) or []
-    except Exception:  # noqa: BLE001 - a warehouse without this catalog view
+    except Exception:  # a warehouse without this catalog view: treat every view as missing
         return None
     views = frozenset(str(name).lower() for name, kind in rows if str(kind).upper() == "VIEW")
     return _Catalog(frozenset(str(name).lower() for name, _ in rows) - views, views)
@@ -305,7 +305,7 @@ def _replace(
         client.execute_sql(wanted[name])
         try:
             _record(client, state, [name], wanted)
-        except Exception:  # noqa: BLE001 - bookkeeping only: unrecorded, the view is re-applied next run
+        except Exception:  # bookkeeping only: unrecorded, the view is re-applied next run
             pass
         return [name], []
     with client.begin_transaction():
@@ -339,7 +339,7 @@ def _binding_user_views(client: Any, dataset: str, ours: set[str]) -> list[tuple
         try:
             client.execute_sql(f"select * from {view} limit 0")
             working.append((view, sql))
-        except Exception:  # noqa: BLE001 - broken before we touched anything
+        except Exception:  # broken before we touched anything
             continue
     return working
 

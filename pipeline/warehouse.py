@@ -20,6 +20,7 @@ from dlt.common.destination.exceptions import DestinationUndefinedEntity, Unknow
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
 from pipeline import tables
+from pipeline.errors import naming_options
 from pipeline.settings import ConfigError
 from pipeline.views import (  # noqa: F401 - re-exported: the views' home was this module
     ViewError,
@@ -62,7 +63,7 @@ def load_lock(
         while not (client.execute_sql("select pg_try_advisory_lock(%s)", LOAD_LOCK_KEY) or [[False]])[0][0]:
             waited = time.monotonic() - started
             if waited >= limit:
-                raise LockHeld(lock_holder_message(client, waited))
+                raise naming_options(LockHeld, lock_holder_message(client, waited))
             time.sleep(min(LOCK_POLL_SECONDS, limit - waited))
         if timings is not None:
             timings["load lock wait"] = timings.get("load lock wait", 0.0) + time.monotonic() - started
@@ -98,7 +99,7 @@ def lock_holder_message(client: Any, waited: float) -> str:
         f"{state} since {state_since:%Y-%m-%d %H:%M:%S %Z}".strip() if state and state_since else "",
     ) if part)
     return (f"{prefix}: held by server process {pid}" + (f" ({who})" if who else "")
-            + f"; raise --lock-timeout, or if that session is stale end it: select pg_terminate_backend({pid})")
+            + f"; raise {{lock_timeout_seconds}}, or if that session is stale end it: select pg_terminate_backend({pid})")
 
 
 def ensure_tables(pipeline: dlt.Pipeline) -> None:
@@ -119,8 +120,9 @@ def check_destination_name(name: str) -> None:
     except UnknownDestinationModule:
         close = difflib.get_close_matches(name, dlt.destinations.__all__, n=1)
         hint = f"did you mean {close[0]}? " if close else ""
-        raise ConfigError(
-            f"unknown destination {name!r} (--destination or sources.up_jobs.destination): {hint}"
+        raise naming_options(
+            ConfigError,
+            f"unknown destination {name!r} ({{destination}} or sources.up_jobs.destination): {hint}"
             f"dlt's destinations are {', '.join(sorted(dlt.destinations.__all__))}; a named destination "
             f"needs destination.{name}.destination_type"
         ) from None
@@ -148,7 +150,7 @@ def check_connection(pipeline: dlt.Pipeline) -> None:
             client.execute_sql("select 1")
     except MISSING:
         return  # connected; the dataset is created by the first load
-    except Exception as error:  # noqa: BLE001 - every driver has its own connection errors
+    except Exception as error:  # every driver has its own connection errors
         reason = _SECRET_IN_URL.sub(r"\1***@", _connection_reason(error))
         if LOGIN_REFUSED.search(reason):
             raise ConfigError(f"the {name} destination refused the login: {reason}; check {setting}") from None

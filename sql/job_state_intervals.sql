@@ -119,7 +119,7 @@ gaps as (
         *,
         coalesce(previous_state in ('created', 'retry') and state in ('succeeded', 'retry'), false) as has_hidden_episode,
         (case when previous_state in ('created', 'retry') and state in ('succeeded', 'retry') then 1 else 0 end)
-            + (case when state in ('succeeded', 'failed', 'stopped') then 0 else 1 end) as unseen_changes
+            + (case when is_terminal then 0 else 1 end) as unseen_changes
     from gap_ends
 
 ),

@@ -49,7 +49,7 @@ def postgres_available() -> bool:
 
         psycopg2.connect(POSTGRES_ADMIN_DSN, connect_timeout=3).close()
         return True
-    except Exception as exc:  # noqa: BLE001 - any failure means "not here"
+    except Exception as exc:  # any failure means "not here"
         if os.environ.get("UP_JOBS_REQUIRE_POSTGRES"):
             raise RuntimeError(
                 f"UP_JOBS_REQUIRE_POSTGRES is set but no PostgreSQL answers at UP_JOBS_TEST_POSTGRES "

@@ -50,10 +50,10 @@ class Hook(ThreadingHTTPServer):
 class _HookHandler(BaseHTTPRequestHandler):
     server: Hook
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:  # stdlib signature
         pass
 
-    def do_POST(self) -> None:  # noqa: N802 - stdlib naming
+    def do_POST(self) -> None:  # stdlib naming
         body = self.rfile.read(int(self.headers["Content-Length"]))
         self.server.attempts += 1
         if self.server.mode == "hang":

@@ -128,14 +128,17 @@ def test_every_command_and_option_is_documented_in_the_readme():
     from pipeline.cli import build_parser
 
     readme = (REPO / "README.md").read_text()
-    commands = build_parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
-    for name, parser in commands.items():
+    subcommands = build_parser()._subparsers._group_actions[0]  # argparse keeps them private
+    described = {action.dest: action.help for action in subcommands._choices_actions}
+    for name, parser in subcommands.choices.items():
         assert f"up-jobs {name}" in readme or f"--project-dir /opt/up-jobs {name}" in readme, name
-        assert parser.format_help()
+        assert described.get(name), f"'up-jobs --help' gives no line for {name}"
+        help_text = " ".join(parser.format_help().split())
         for action in parser._actions:
             for option in action.option_strings:
                 if option.startswith("--") and option != "--help":
                     assert option in readme, f"{name} {option} is not in the README"
+                    assert action.help and option in help_text, f"'up-jobs {name} --help' does not explain {option}"
 
 
 def test_readme_commands_match_ci():

@@ -59,7 +59,7 @@ def test_cron_log_and_dlt_cli_after_runs_from_a_project_folder(emulator, tmp_pat
     project = _project(
         tmp_path / "proj",
         f'[sources.up_jobs]\nbase_url = "{emulator.server.base_url}"\nspace_id = "demo-space"\n'
-        f'jobs_file = "{emulator.jobs_file}"\nbackoff_seconds = 0.05\n',
+        f'jobs_file = "{emulator.jobs_file}"\nbackoff_seconds = 0.05\nmax_concurency = 8\n',  # a typo: warned, not fatal
         f'[sources.up_jobs]\napi_key = "{emulator.server.api_key}"\n',
     )
     elsewhere = tmp_path / "cron_cwd"
@@ -70,6 +70,8 @@ def test_cron_log_and_dlt_cli_after_runs_from_a_project_folder(emulator, tmp_pat
     second = up_jobs("--project-dir", str(project), "run", env=env, cwd=elsewhere)
     assert second.returncode == 0, second.stderr
     assert "loaded                0" in second.stdout
+    typo = f"warning: {project / '.dlt' / 'config.toml'}: unknown key sources.up_jobs 'max_concurency' ignored (did you mean max_concurrency?)"
+    assert typo in first.stdout.splitlines(), first.stdout
 
     # the log: a header saying when, what and where; every progress line timestamped
     db = project / "up_jobs.duckdb"

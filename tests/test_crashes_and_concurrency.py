@@ -22,10 +22,20 @@ def _table(db) -> list[tuple]:
         return connection.sql(COMPARE_SQL).fetchall()
 
 
-def _views_answer(db) -> None:
-    with duckdb.connect(str(db), read_only=True) as connection:
-        for view in ("job_durations", "workflow_duration_stats", "open_fetch_errors"):
-            connection.sql(f"select count(*) from telestream_up.{view}").fetchall()
+VIEW_SQL = {  # rounded where a different summation order could change the last bit
+    "job_durations": "select * from telestream_up.job_durations order by job_id",
+    "workflow_duration_stats": "select workflow_id, jobs, terminal_jobs, succeeded_jobs, round(mean_seconds, 6), "
+                               "round(p90_seconds, 6) from telestream_up.workflow_duration_stats order by workflow_id",
+    "open_fetch_errors": "select job_id, error_kind from telestream_up.open_fetch_errors order by job_id",
+}
+
+
+def _views_answer(db, clean_db) -> None:
+    """After the crash and the rerun, each view gives the rows it gives after one clean run."""
+    with duckdb.connect(str(db), read_only=True) as resumed, duckdb.connect(str(clean_db), read_only=True) as clean:
+        for view, sql in VIEW_SQL.items():
+            assert resumed.sql(sql).fetchall() == clean.sql(sql).fetchall(), view
+        assert resumed.sql("select sum(jobs) from telestream_up.workflow_duration_stats").fetchall() == [(60,)]
 
 
 @pytest.mark.parametrize("kill_at", ["fetched:8", "extracted", "normalized", "load+0.02", "loaded", "published"])
@@ -44,7 +54,7 @@ def test_kill_9_then_rerun_equals_one_clean_run(emulator, tmp_path, kill_at):
     assert _table(emulator.db) == _table(clean_db)
     with duckdb.connect(str(emulator.db), read_only=True) as connection:
         assert connection.sql("select count(*), count(distinct id) from telestream_up.workflow_jobs").fetchall() == [(60, 60)]
-    _views_answer(emulator.db)
+    _views_answer(emulator.db, clean_db)
 
 
 def _start(emulator, tmp_path, *extra: str, env_extra: dict | None = None) -> subprocess.Popen:
@@ -92,16 +102,19 @@ def test_overlapping_run_exits_promptly_with_its_own_code(emulator, tmp_path):
 
 
 def test_overlapping_run_can_wait_for_the_lock(emulator, tmp_path):
-    emulator.server.latency_seconds = 0.05
-    first = _start(emulator, tmp_path, "--concurrency", "2")
-    _wait_for_requests(emulator, 2)
-    assert first.poll() is None, "the first run must still hold the lock when the second starts"
-    second = up_jobs("run", "--jobs-file", str(emulator.jobs_file), "--lock-timeout", "60", env=emulator.env(), cwd=tmp_path)
-    # the second could only finish after the first released the lock, i.e. after it had ended
-    assert first.poll() is not None, "the second run finished while the first still held the lock"
-    first.communicate(timeout=120)
-    assert first.returncode == 0 and second.returncode == 0, second.stderr
-    assert len(_table(tmp_path / "up_jobs.duckdb")) == 60
+    """A run started while the lock is held waits (--lock-timeout) and sends nothing until it is released."""
+    from pipeline.workspace import Workspace
+
+    with Workspace.for_duckdb((tmp_path / "up_jobs.duckdb").resolve()).lock():  # what a running run holds
+        second = _start(emulator, tmp_path, "--lock-timeout", "60")
+        assert " up-jobs run " in second.stdout.readline()  # the header: the run is about to take the lock
+        held_until = time.monotonic() + 3
+        while time.monotonic() < held_until:
+            assert second.poll() is None and emulator.store.total_requests == 0, "the run went on while the lock was held"
+            time.sleep(0.1)
+    _, stderr = second.communicate(timeout=120)
+    assert second.returncode == 0, stderr
+    assert emulator.store.total_requests == 60 and len(_table(tmp_path / "up_jobs.duckdb")) == 60
 
 
 READER = """

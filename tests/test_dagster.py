@@ -8,8 +8,8 @@ import pytest
 
 dg = pytest.importorskip("dagster")
 
-from pipeline.dagster_defs import TABLES, build_definitions  # noqa: E402
-from tests.conftest import _POSTGRES, REPO, SECRET_KEY, start_emulator  # noqa: E402
+from pipeline.dagster_defs import TABLES, build_definitions  # noqa: E402 - after the importorskip above
+from tests.conftest import _POSTGRES, REPO, SECRET_KEY, start_emulator  # noqa: E402 - after the importorskip above
 
 SHARDS = 3
 

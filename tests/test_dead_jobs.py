@@ -10,8 +10,11 @@ from pipeline.emulator.generator import format_timestamp
 from pipeline.error_state import BackoffPolicy, ErrorState, after_failure, after_recovery
 from pipeline.job_ids import JobRef
 
-BACKOFF_SECONDS = 2.0
+BACKOFF_SECONDS = 60.0
+"""Long enough that a run inside the backoff is inside it however slow the machine is."""
+SHORT_BACKOFF_SECONDS = 0.5
 SETTINGS = {"dead_job_after_failures": 2, "dead_job_backoff_hours": BACKOFF_SECONDS / 3600, "dead_job_max_backoff_hours": 1.0}
+SHORT = {**SETTINGS, "dead_job_backoff_hours": SHORT_BACKOFF_SECONDS / 3600}
 REF = JobRef("space", "wf", "job")
 NOW = datetime(2026, 11, 30, 12, tzinfo=timezone.utc)
 
@@ -60,10 +63,10 @@ def test_a_404_job_backs_off_then_is_retried_then_recovers(emulator):
 
     waiting = run()  # inside the backoff: not requested, not counted as a failure
     assert _requests(emulator, ghost) == 2 and waiting.backing_off == 1 and not waiting.has_problems
-    forced = run(retry_errors=True)
+    forced = emulator.run(settings=SHORT, retry_errors=True)  # this failure's wait: 2 x 0.5 s (the third doubles)
     assert _requests(emulator, ghost) == 3 and forced.count("failed") == 1
 
-    time.sleep(BACKOFF_SECONDS * 2 + 0.2)  # the third failure doubled the wait
+    time.sleep(SHORT_BACKOFF_SECONDS * 2 + 0.2)
     run()
     assert _requests(emulator, ghost) == 4
     assert emulator.query("select count(*) from telestream_up.fetch_errors") == [(1,)], "one event, not one row per run"

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+import csv
 
-from pipeline.job_ids import JobRef, build_job_list
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pipeline.job_ids import JobRef, Shard, build_job_list
 
 UNSAFE = ["../x", "a/b", "a?b", "a#b", "%2F", " a", "a ", "a b", "x" * 129, "é", ""]
 
@@ -69,3 +73,81 @@ def test_unknown_config_keys_are_reported_with_a_suggestion(tmp_path):
     assert "max_concurency" in messages[0] and "did you mean max_concurrency?" in messages[0]
     assert "environment" in messages[1] and "did you mean space_id?" in messages[1]
     assert not any(problem.is_error for problem in problems)
+
+
+def _reference(lines: list[list[str]], default_space: str) -> tuple[list[JobRef], list[int], list[int]]:
+    """The rules written the plain way (no batches, no Arrow, no hashes): good jobs in order,
+    bad line numbers, duplicate line numbers. Line 1 is the header ``workflow_id,job_id,space_id``."""
+    import re
+
+    safe = re.compile(r"[A-Za-z0-9_-]{1,128}")
+    jobs: list[JobRef] = []
+    seen: set[JobRef] = set()
+    bad, duplicates = [], []
+    for number, (workflow_id, job_id, space_id) in enumerate(lines, start=2):
+        ref = JobRef(space_id or default_space, workflow_id, job_id)
+        if not all(safe.fullmatch(value) for value in (ref.space_id, ref.workflow_id, ref.job_id)):
+            bad.append(number)
+        elif ref in seen:
+            duplicates.append(number)
+        else:
+            seen.add(ref)
+            jobs.append(ref)
+    return jobs, bad, duplicates
+
+
+ID_TEXT = st.text(alphabet="ab-_Z9/ é.", min_size=0, max_size=6)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(ID_TEXT, ID_TEXT, st.sampled_from(["", "s1", "s 2"])), max_size=40), st.integers(1, 7))
+def test_job_list_matches_the_plain_rules_whatever_the_lines_and_batch_size(tmp_path_factory, lines, batch_rows):
+    """Batches of any size (down to 1 row), bad IDs, repeats and spaces: the same jobs, bad lines
+    and duplicate lines as the plain rules compute, in the same order."""
+    import pipeline.job_ids as job_ids
+
+    path = tmp_path_factory.mktemp("jobs") / "jobs.csv"
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle).writerows([["workflow_id", "job_id", "space_id"], *map(list, lines)])
+    rows = [list(line) for line in lines]
+    expected_jobs, expected_bad, expected_duplicates = _reference(rows, "dflt")
+    original = job_ids._BATCH_ROWS
+    job_ids._BATCH_ROWS = batch_rows
+    try:
+        jobs = build_job_list(None, path, "dflt")
+    finally:
+        job_ids._BATCH_ROWS = original
+    assert jobs.jobs == expected_jobs
+    located = [(int(problem.location.rsplit(":", 1)[1]), problem.is_error) for problem in jobs.problems]
+    assert [line for line, is_error in located if is_error] == expected_bad
+    assert [line for line, is_error in located if not is_error] == expected_duplicates
+
+
+def test_problems_past_the_cap_are_counted_not_kept(tmp_path, monkeypatch):
+    import pipeline.job_ids as job_ids
+
+    monkeypatch.setattr(job_ids, "MAX_PROBLEMS_KEPT", 3)
+    path = tmp_path / "jobs.csv"
+    path.write_text("workflow_id,job_id\n" + "".join(f"wf,bad{i}/x\nwf,good{i}\n" for i in range(10)))
+    jobs = build_job_list(None, path, "s")
+    assert len(jobs) == 10 and jobs.problem_count == 10 and jobs.error_count == 10
+    assert [problem.location for problem in jobs.problems] == [f"{path}:2", f"{path}:4", f"{path}:6"]
+
+
+def test_a_shard_keeps_its_share_and_every_problem(tmp_path):
+    path = tmp_path / "jobs.csv"
+    path.write_text("workflow_id,job_id\n" + "".join(f"wf,job{i}\n" for i in range(200)) + "wf,bad/\n")
+    whole = build_job_list(None, path, "s").jobs
+    shares = [build_job_list(None, path, "s", Shard.parse(f"{index}/3")) for index in range(3)]
+    assert sorted(ref for share in shares for ref in share.jobs) == sorted(whole)
+    assert all(0 < len(share) < len(whole) for share in shares)
+    assert all(share.error_count == 1 for share in shares), "a bad line is reported by every shard"
+    assert [ref for ref in whole if Shard(1, 3).owns(ref)] == shares[1].jobs
+
+
+def test_non_ascii_ids_are_reported_by_line(tmp_path):
+    path = tmp_path / "jobs.csv"
+    path.write_text("workflow_id,job_id\nwf,é1\nwf,ok\nwf,ok\n", encoding="utf-8")
+    jobs = build_job_list(None, path, "s")
+    assert jobs.jobs == [JobRef("s", "wf", "ok")]
+    assert [(problem.location, problem.is_error) for problem in jobs.problems] == [(f"{path}:2", True), (f"{path}:4", False)]

@@ -42,8 +42,17 @@ def test_demo_exits_0_reports_and_leaves_one_row_per_job(demo):
         # 300 generated jobs plus the jobs with full histories that the demo's polls watch
         [(rows, distinct)] = connection.sql("select count(*), count(distinct id) from telestream_up.workflow_jobs").fetchall()
         assert rows == distinct > 300
-        for view in VIEWS:
-            connection.sql(f"select * from telestream_up.{view} limit 1").fetchall()
+        def one(sql: str) -> object:
+            return connection.sql(sql).fetchall()[0][0]
+
+        counts = {view: one(f"select count(*) from telestream_up.{view}") for view in VIEWS}
+        # each view against the table it is built on
+        assert counts["job_durations"] == one("select sum(jobs) from telestream_up.job_state_summary") == rows
+        assert one("select sum(jobs) from telestream_up.workflow_duration_stats") == rows
+        assert counts["workflow_duration_stats"] == one("select count(distinct workflow_id) from telestream_up.workflow_jobs")
+        terminal = one("select count(*) from telestream_up.workflow_jobs where state in ('succeeded', 'failed', 'stopped')")
+        assert counts["running_jobs"] == rows - terminal > 0
+        assert one("select sum(completed_jobs) from telestream_up.daily_workflow_stats") == terminal
     html_path = re.search(r"HTML report with charts: (.+)", result.stdout).group(1).strip()
     assert Path(html_path).is_file()
 

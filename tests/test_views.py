@@ -91,6 +91,40 @@ def test_read_view_gives_real_dtypes(loaded):
     assert jobs.elapsed_seconds.dtype == np.float64 and jobs.progress.dtype == np.float64
 
 
+def test_workflow_duration_stats(loaded):
+    """Counts over all jobs, durations over terminal jobs, percentiles interpolated linearly (pandas' default)."""
+    db, jobs = loaded
+    view = read_view("workflow_duration_stats", db).set_index("workflow_id").sort_index()
+    grouped = jobs.groupby("workflow_id")
+    timed = jobs[jobs.state.isin(TERMINAL)].groupby("workflow_id").elapsed_seconds
+
+    def count(state: str) -> pd.Series:
+        return grouped.state.agg(lambda s: (s == state).sum())
+
+    expected = pd.DataFrame(
+        {
+            "jobs": grouped.size(),
+            "terminal_jobs": grouped.state.agg(lambda s: s.isin(TERMINAL).sum()),
+            "succeeded_jobs": count("succeeded"),
+            "failed_jobs": count("failed"),
+            "stopped_jobs": count("stopped"),
+            "mean_seconds": timed.mean(),
+            "p50_seconds": timed.quantile(0.5),
+            "p90_seconds": timed.quantile(0.9),
+            "p95_seconds": timed.quantile(0.95),
+            "p99_seconds": timed.quantile(0.99),
+            "max_seconds": timed.max(),
+        }
+    )
+    decided = (expected.succeeded_jobs + expected.failed_jobs).replace(0, np.nan)
+    expected["success_rate"] = expected.succeeded_jobs / decided
+    assert list(view.index) == list(expected.index) and len(view) > 5
+    assert expected.terminal_jobs.lt(expected.jobs).any()  # running jobs count in jobs, not in the durations
+    for column in expected.columns:
+        pd.testing.assert_series_equal(view[column].astype(float), expected[column].astype(float), check_names=False,
+                                       rtol=1e-9, obj=column)
+
+
 def test_daily_workflow_stats(loaded):
     db, jobs = loaded
     view = read_view("daily_workflow_stats", db).set_index(["completion_date", "workflow_id"]).sort_index()

@@ -77,7 +77,7 @@ def validate(config: AlertsConfiguration) -> AlertsConfiguration:
 
 def unknown_keys(settings_dir: str | Path, environ: Mapping[str, str]) -> list[str]:
     """Keys under [alerts] that nothing reads (``failure_rate_mx``): warnings, with the closest key."""
-    known = set(AlertsConfiguration.__dataclass_fields__)  # type: ignore[attr-defined]
+    known = set(AlertsConfiguration.__dataclass_fields__)
     found: list[tuple[str, str]] = []
     for name in ("config.toml", "secrets.toml"):
         path = Path(settings_dir) / name

@@ -78,7 +78,7 @@ def flagged_regressions(connection: duckdb.DuckDBPyConnection, day: date) -> lis
 
 
 def open_fetch_error_count(connection: duckdb.DuckDBPyConnection) -> int:
-    return int(connection.execute(f"select count(*) from {SCHEMA}.open_fetch_errors").fetchone()[0])  # type: ignore[index]
+    return int(connection.execute(f"select count(*) from {SCHEMA}.open_fetch_errors").fetchall()[0][0])
 
 
 def newest_load(connection: duckdb.DuckDBPyConnection) -> Optional[datetime]:

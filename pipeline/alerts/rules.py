@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Optional
+from typing import Any, Optional
 
 from pipeline.alerts.config import AlertsConfiguration
 from pipeline.names import DATASET_NAME
@@ -133,21 +133,21 @@ def stuck_jobs(jobs: list[RunningJob], config: AlertsConfiguration) -> list[Aler
     idle_limit = config.stuck_jobs_max_idle_hours * HOUR
     for job in jobs:
         limit, reason = stuck_limit(job, config)
-        common = dict(view=_view("running_jobs"), workflow_id=job.workflow_id, workflow_name=job.workflow_name,
+        common: dict[str, Any] = dict(view=_view("running_jobs"), workflow_id=job.workflow_id, workflow_name=job.workflow_name,
                       job_id=job.job_id, change=job.state)
         where = f"{job.job_id} in {_workflow(job.workflow_id, job.workflow_name)}"
         if job.age_seconds > limit:
             alerts.append(Alert(
                 rule="stuck_jobs", subject=job.job_id, value=round(job.age_seconds), threshold=round(limit),
                 message=f"stuck job {where}: {job.state} for {_hours(job.age_seconds)} > {_hours(limit)} ({reason})",
-                **common,  # type: ignore[arg-type]
+                **common,
             ))
         elif idle_limit > 0 and job.idle_seconds > idle_limit:
             alerts.append(Alert(
                 rule="stuck_jobs", subject=job.job_id, value=round(job.idle_seconds), threshold=round(idle_limit),
                 message=(f"stuck job {where}: {job.state}, not updated for {_hours(job.idle_seconds)} "
                          f"> {_hours(idle_limit)}"),
-                **common,  # type: ignore[arg-type]
+                **common,
             ))
     return alerts
 
@@ -186,9 +186,9 @@ def open_fetch_errors(count: int, config: AlertsConfiguration) -> list[Alert]:
 def stale_load(last_success: Optional[datetime], now: datetime, config: AlertsConfiguration) -> list[Alert]:
     """The pipeline stopped: no successful run recorded, or the newest one is older than the limit."""
     limit = config.stale_load_max_age_hours * HOUR
-    common = dict(rule="stale_load", subject="pipeline", view=f"{SCHEMA}._dlt_loads", threshold=round(limit))
+    common: dict[str, Any] = dict(rule="stale_load", subject="pipeline", view=f"{SCHEMA}._dlt_loads", threshold=round(limit))
     if last_success is None:
-        return [Alert(message="stale load: no successful load recorded", **common)]  # type: ignore[arg-type]
+        return [Alert(message="stale load: no successful load recorded", **common)]
     age = (now - last_success).total_seconds()
     if age <= limit:
         return []
@@ -197,7 +197,7 @@ def stale_load(last_success: Optional[datetime], now: datetime, config: AlertsCo
                  f"({last_success.isoformat(timespec='seconds')}) > {_hours(limit)}"),
         value=round(age),
         change=last_success.isoformat(),
-        **common,  # type: ignore[arg-type]
+        **common,
     )]
 
 

@@ -54,8 +54,8 @@ def plan(alerts: list[Alert], state: State, now: datetime, resend_after: timedel
         if due:
             announcement.firing.append(alert)
             announcement.next_state[alert.key] = _entry(alert, now)
-        else:
-            announcement.next_state[alert.key] = previous  # type: ignore[assignment]
+        elif previous is not None:  # always, when not due
+            announcement.next_state[alert.key] = previous
     firing_keys = {alert.key for alert in alerts}
     for key, previous in sorted(state.items()):
         if key in firing_keys:

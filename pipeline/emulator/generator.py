@@ -15,6 +15,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Sequence
 
 from pipeline.job_ids import JobRef
+from pipeline.states import TERMINAL_STATES
 
 DEMO_SPACE_ID = "demo-space"
 STATE_WEIGHTS = {
@@ -25,7 +26,8 @@ STATE_WEIGHTS = {
     "created": 8,
     "retry": 7,
 }
-TERMINAL = ("succeeded", "failed", "stopped")
+# how a job finishes when the emulator moves it on (keys: every terminal state, tested)
+FINISH_WEIGHTS = {"succeeded": 80, "failed": 15, "stopped": 5}
 
 
 @dataclass(frozen=True)
@@ -136,7 +138,7 @@ def _job_body(
 ) -> dict[str, Any]:
     digits = rng.randint(0, 7)
     duration = _round_to_digits(_duration(rng, profile), digits)
-    if state in TERMINAL:  # finished some time in the last ``days`` days
+    if state in TERMINAL_STATES:  # finished some time in the last ``days`` days
         finished_ago = timedelta(seconds=rng.uniform(0, days * 86400))
         if slowdown and slowdown.workflow_name == profile.name and now - finished_ago >= slowdown.since:
             duration = _round_to_digits(duration * slowdown.factor, digits)
@@ -153,7 +155,7 @@ def _job_body(
         "state": state,
         "created_at": format_timestamp(created_at),
     }
-    if state in TERMINAL:
+    if state in TERMINAL_STATES:
         finished = created_at + duration
         body.update(
             progress=100 if state == "succeeded" else round(rng.uniform(0, 99), 1),
@@ -181,7 +183,7 @@ def advance_body(body: dict[str, Any], rng: random.Random, now: datetime, finish
             moment = earliest + (moment - earliest) * rng.random()
         digits = rng.randint(0, 7)
         duration = _round_to_digits(moment - created_at, digits)
-        state = rng.choices(TERMINAL, (80, 15, 5))[0]
+        state = rng.choices(list(FINISH_WEIGHTS), list(FINISH_WEIGHTS.values()))[0]
         updated.update(
             state=state,
             progress=100 if state == "succeeded" else body["progress"],

@@ -20,9 +20,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Iterable
 
 from pipeline.emulator.faults import FaultPlan
-from pipeline.emulator.generator import TERMINAL, advance_body
+from pipeline.emulator.generator import advance_body
 from pipeline.emulator.timeline import Change, body_at
 from pipeline.job_ids import JobRef
+from pipeline.states import TERMINAL_STATES
 
 BASE_PATH = "/v1"
 DEFAULT_API_KEY = "emulator-key-not-secret"
@@ -77,7 +78,7 @@ class JobStore:
 
     def refs(self) -> list[JobRef]:
         with self._lock:
-            return [JobRef(*_ROUTE.match(f"{BASE_PATH}/{p}").groups()) for p in self._bodies]  # type: ignore[union-attr]
+            return [JobRef(*_ROUTE.match(f"{BASE_PATH}/{p}").groups()) for p in self._bodies]  # type: ignore[union-attr]  # stored paths all match
 
     def put_timeline(self, ref: JobRef, base: dict[str, Any], changes: list[Change]) -> None:
         """A job with a known history; :meth:`play` sets which moment of it is served."""
@@ -104,13 +105,13 @@ class JobStore:
         changed = []
         with self._lock:
             for path, body in sorted(self._bodies.items()):
-                if body.get("state") in TERMINAL or path in self._timelines:
+                if body.get("state") in TERMINAL_STATES or path in self._timelines:
                     continue  # timeline jobs follow their own history (play)
                 finish = rng.random() < fraction
                 if not finish and rng.random() < 0.5:
                     continue  # some running jobs report no progress between two runs
                 self._bodies[path] = advance_body(body, rng, now, finish=finish)
-                changed.append(JobRef(*_ROUTE.match(f"{BASE_PATH}/{path}").groups()))  # type: ignore[union-attr]
+                changed.append(JobRef(*_ROUTE.match(f"{BASE_PATH}/{path}").groups()))  # type: ignore[union-attr]  # stored paths all match
         return changed
 
 
@@ -125,10 +126,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.server.emulator.count_connection()
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:  # stdlib signature
         """Silent: the emulator must not fill test or demo output with access logs."""
 
-    def do_GET(self) -> None:  # noqa: N802 - stdlib naming
+    def do_GET(self) -> None:  # stdlib naming
         emulator = self.server.emulator
         emulator.request_started()
         try:

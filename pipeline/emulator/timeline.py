@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Iterator
 
-from pipeline.emulator.generator import TERMINAL, WORKFLOWS, WorkflowProfile, format_elapsed, format_timestamp
+from pipeline.emulator.generator import WORKFLOWS, WorkflowProfile, format_elapsed, format_timestamp
+from pipeline.states import TERMINAL_STATES
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ def body_at(base: dict[str, Any], changes: list[Change], moment: datetime) -> di
         "updated_at": format_timestamp(last.at),
         "elapsed_time": None,
     }
-    if last.state in TERMINAL:
+    if last.state in TERMINAL_STATES:
         body["elapsed_time"] = format_elapsed(last.at - created_at, 6, general=False)
     return body
 
@@ -59,6 +60,7 @@ def transitions(changes: list[Change]) -> list[tuple[str, str, datetime]]:
 QUEUE_MEDIAN_SECONDS = {"Proxy generation": 60, "Ingest and QC": 240, "Transcode HLS ladder": 900,
                         "Subtitle burn-in": 300, "Archive to deep storage": 1800, "Restore from archive": 3600}
 RETRY_CHANCE = 0.15
+FINISH_WEIGHTS = {"succeeded": 85, "failed": 12, "stopped": 3}  # how a timeline ends (keys: every terminal state, tested)
 PROGRESS_EVERY_SECONDS = 60.0
 
 
@@ -94,7 +96,7 @@ def realistic_changes(rng: random.Random, profile: WorkflowProfile, created_at: 
             break
         changes.append(Change(moment, "retry", round(100 * done / work, 1)))
         moment += _lognormal(rng, 180, 0.7)
-    state = rng.choices(TERMINAL, (85, 12, 3))[0]
+    state = rng.choices(list(FINISH_WEIGHTS), list(FINISH_WEIGHTS.values()))[0]
     changes.append(Change(moment, state, 100.0 if state == "succeeded" else round(100 * done / work, 1)))
     return changes
 
@@ -121,8 +123,8 @@ def runs_read(moment: datetime) -> Iterator[None]:
     from pipeline import http
 
     real = http._now
-    http._now = lambda: moment  # type: ignore[assignment]
+    http._now = lambda: moment
     try:
         yield
     finally:
-        http._now = real  # type: ignore[assignment]
+        http._now = real
