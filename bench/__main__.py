@@ -65,12 +65,16 @@ def run_pipeline(base_url: str, jobs_file: Path, db: Path, concurrency: int, *ex
             stderr=subprocess.DEVNULL,
             text=True,
         )
-        output, _ = process.communicate()
+        assert process.stdout is not None
+        output = process.stdout.read()
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
         peak_kb = peak_file.read().strip()
     return {
         "wall": time.monotonic() - started,
         "code": process.returncode,
         "rss_mb": int(peak_kb) / 1024 if peak_kb else float("nan"),
+        "cpu": usage.ru_utime + usage.ru_stime,  # CPU time is the child's own (unlike ru_maxrss)
         "output": output,
     }
 
@@ -133,13 +137,64 @@ def bench_terminal_rerun(tmp: Path, jobs: int, concurrency: int) -> None:
               f"requests {store.total_requests - before}, peak RSS {rerun['rss_mb']:.0f} MB")
 
 
+LOOP_SAMPLE = 10_000  # jobs the sequential loop of [5] requests: enough for a stable rate, a tenth of the time
+
+
 def bench_memory(tmp: Path, jobs: int, concurrency: int) -> None:
+    """N jobs at L=0 (CPU-bound: the pipeline and the emulator in this process share the cores),
+    beside a plain sequential ``requests`` loop against the same emulator in the same run."""
+    load_before = _load()
     store = JobStore(generate_jobs(jobs, seed=5))
     with EmulatorServer(store) as server:
         jobs_file = write_jobs_csv(store.refs(), tmp / "memory.csv")
+        sample = store.refs()[: min(jobs, LOOP_SAMPLE)]
+        half = len(sample) // 2
+        # half of the loop before the run and half after, so load from elsewhere that drifts
+        # during the benchmark weighs on both sides alike
+        before = sequential_loop(server.base_url, sample[:half])
+        cpu_before = time.process_time()  # this process: the emulator (the pipeline is a subprocess)
         result = run_pipeline(server.base_url, jobs_file, tmp / "m.duckdb", concurrency)
-        print(f"[5] N={jobs} L=0 C={concurrency}: wall {result['wall']:.1f}s, jobs/s {jobs / result['wall']:.0f}, "
-              f"peak RSS {result['rss_mb']:.0f} MB, exit {result['code']}")
+        emulator_cpu = time.process_time() - cpu_before
+        after = sequential_loop(server.base_url, sample[half:])
+    loop = {key: before[key] + after[key] for key in before}
+    pipeline_rate, loop_rate = jobs / result["wall"], len(sample) / loop["wall"]
+    print(f"[5] N={jobs} L=0 C={concurrency}: wall {result['wall']:.1f}s, jobs/s {pipeline_rate:.0f}, "
+          f"peak RSS {result['rss_mb']:.0f} MB, exit {result['code']}")
+    print(f"    CPU per job: pipeline process {result['cpu'] / jobs * 1e6:.0f} µs (start-up included), "
+          f"emulator {emulator_cpu / jobs * 1e6:.0f} µs")
+    print(f"    sequential requests loop (one Session, get, .json()) over {len(sample)} of these jobs, "
+          f"{half} before and {len(sample) - half} after the run: jobs/s {loop_rate:.0f}, CPU per request: "
+          f"client {loop['client_cpu'] / len(sample) * 1e6:.0f} µs, emulator "
+          f"{(loop['cpu'] - loop['client_cpu']) / len(sample) * 1e6:.0f} µs")
+    loop_cpu, pipeline_cpu = loop["cpu"] / len(sample), max(result["cpu"], emulator_cpu) / jobs
+    print(f"    pipeline / loop: {pipeline_rate / loop_rate:.2f} x measured (load average before {load_before}, after {_load()}); bound from CPU "
+          f"per job on an idle 2-core machine: {loop_cpu / pipeline_cpu:.2f} x (the loop spends client and emulator "
+          f"CPU in series, the pipeline beside the emulator; other load slows the one-thread loop more than the "
+          f"pipeline's threads, so a busy machine can show more than the bound)")
+
+
+def _load() -> str:
+    try:
+        return " ".join(f"{value:.1f}" for value in os.getloadavg())
+    except OSError:
+        return "unknown"
+
+
+def sequential_loop(base_url: str, refs: list[Any]) -> dict[str, float]:
+    """The honest naive client: one ``requests.Session``, ``get`` and ``.json()`` per job, in order.
+
+    Returns wall seconds, this process's CPU seconds (client and emulator) and the loop thread's own.
+    """
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {DEFAULT_API_KEY}"
+    started, cpu, client_cpu = time.monotonic(), time.process_time(), time.thread_time()
+    for ref in refs:
+        session.get(f"{base_url}/{ref.path()}", timeout=30).json()
+    return {
+        "wall": time.monotonic() - started,
+        "cpu": time.process_time() - cpu,
+        "client_cpu": time.thread_time() - client_cpu,
+    }
 
 
 def faults_main(args: argparse.Namespace) -> None:

@@ -109,11 +109,14 @@ def _stop_on_signals(stop: threading.Event, grace_seconds: float = GRACE_SECONDS
     signal.signal(signal.SIGINT, handler)
 
 
-def _progress_printer(stream: TextIO = sys.stderr) -> Callable[[int, int], None]:
-    """A live line on a terminal; timestamped lines (per 10 % or minute) for cron logs."""
+def _progress_printer(stream: TextIO | None = None) -> Callable[[int, int], None]:
+    """A live line on a terminal; timestamped lines (per 10 % or minute) for cron logs.
+
+    ``sys.stderr`` is looked up per call, not bound at import, so ``main`` run in-process writes
+    where the caller's stderr is now (a test capturing it, a task's log)."""
     from pipeline.runlog import ProgressLog
 
-    return ProgressLog(stream, announce=sys.stdout)
+    return ProgressLog(stream or sys.stderr, announce=sys.stdout)
 
 
 def _error_log_path(args: argparse.Namespace) -> Path:
@@ -250,11 +253,27 @@ COMMANDS = {"run": command_run, "demo": command_demo, "emulator": command_emulat
             "check": command_check}
 
 
+def _use_project_dir(project_dir: str) -> None:
+    """Settings from ``project_dir/.dlt``, files relative to it.
+
+    dlt reads the TOML files when it first builds its config providers; in a process that has
+    used dlt already (``main`` called in-process by a test or an orchestrator's task) they are
+    rebuilt, as dlt's Airflow helper does, or the run would keep the previous folder's settings.
+    """
+    os.environ["DLT_PROJECT_DIR"] = str(Path(project_dir).resolve())
+    os.chdir(project_dir)
+    if "dlt" in sys.modules:
+        from dlt.common.configuration.container import Container
+        from dlt.common.configuration.specs.pluggable_run_context import PluggableRunContext
+
+        if PluggableRunContext in Container():
+            Container()[PluggableRunContext].reload_providers()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.project_dir:
-        os.environ["DLT_PROJECT_DIR"] = str(Path(args.project_dir).resolve())
-        os.chdir(args.project_dir)
+        _use_project_dir(args.project_dir)
     logging.getLogger("dlt").setLevel(logging.WARNING)
     from dlt.common.configuration.exceptions import ConfigurationException
 

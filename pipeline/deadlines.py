@@ -1,6 +1,6 @@
 """A total deadline per HTTP request, and a way to wake every blocked request at once.
 
-``requests``' read timeout applies to each ``recv``: a server that sends one byte every few
+urllib3's read timeout applies to each ``recv``: a server that sends one byte every few
 seconds (headers or body) keeps a request alive forever, and a worker blocked in ``recv``
 ignores SIGTERM. Here each request registers the urllib3 connection it uses; a watchdog
 thread shuts down the socket of any request past its deadline (the blocked ``recv`` returns
@@ -17,8 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-from requests.adapters import HTTPAdapter
-from urllib3 import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3 import HTTPConnectionPool, HTTPSConnectionPool, PoolManager
 from urllib3.connection import HTTPConnection, HTTPSConnection
 
 _CURRENT = threading.local()
@@ -126,14 +125,7 @@ class _TrackedHTTPSPool(HTTPSConnectionPool):
 _TRACKED_POOLS = {"http": _TrackedHTTPPool, "https": _TrackedHTTPSPool}
 
 
-class TrackedAdapter(HTTPAdapter):
-    """requests' adapter whose connections report themselves to the current request's Slot."""
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = _TRACKED_POOLS
-
-    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
-        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
-        manager.pool_classes_by_scheme = _TRACKED_POOLS
-        return manager
+def track(manager: PoolManager) -> PoolManager:
+    """The same pool manager (or proxy manager), its connections reporting to the current request's Slot."""
+    manager.pool_classes_by_scheme = _TRACKED_POOLS
+    return manager

@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import threading
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Iterator
@@ -22,7 +20,9 @@ from pipeline.alerts.config import AlertsConfiguration
 from pipeline.alerts.state import STATE_FILE
 from pipeline.cli import main
 from tests.alerts_data import HOUR, NOW, Crafted, template_db
-from tests.conftest import REPO, start_emulator
+from tests.cli_runner import Result
+from tests.cli_runner import up_jobs as run_up_jobs
+from tests.conftest import start_emulator
 
 TOKEN = "T0SECRET/B0HOOK/xoxTOKEN9f8e7d"
 
@@ -170,11 +170,9 @@ def test_a_hanging_webhook_times_out_and_a_closed_port_is_reported(crafted, hook
     assert down.webhook.error == "webhook unreachable (connection failed) after 2 attempts"
 
 
-def up_jobs(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """The command as cron runs it: a fresh process that reads .dlt/ from --project-dir."""
-    environment = {**os.environ, "PYTHONPATH": str(REPO), "RUNTIME__DLTHUB_TELEMETRY": "false"}
-    return subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=cwd, env=environment,
-                          capture_output=True, text=True, timeout=120)
+def up_jobs(*args: str, cwd: Path) -> Result:
+    """The command as cron runs it, reading .dlt/ from --project-dir (in-process, as a fresh process would)."""
+    return run_up_jobs(*args, env={**os.environ, "RUNTIME__DLTHUB_TELEMETRY": "false"}, cwd=cwd)
 
 
 def command(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -192,7 +190,9 @@ def test_check_command_exit_codes_text_and_json(crafted, hook, tmp_path, capsys,
     assert command(capsys, "check", "--db", db) == (0, "", "")  # quiet when all is well: cron mails nothing
 
     crafted.fetch_errors(2)
-    crafted.job("wf-s", "in-process", age=7 * HOUR, job_id="stuckjob2")
+    # 7 h before the command's clock, not before NOW (fixed at import: minutes earlier in a long run)
+    since_now = (datetime.now(timezone.utc) - NOW).total_seconds()
+    crafted.job("wf-s", "in-process", age=7 * HOUR - since_now, job_id="stuckjob2")
     crafted.write()
     code, out, _ = command(capsys, "check", "--db", db)
     assert code == 6

@@ -7,7 +7,7 @@ import os
 import pytest
 
 from pipeline.job_ids import JobsFileError, read_jobs_file
-from tests.test_cli import up_jobs
+from tests.test_cli import up_jobs, up_jobs_process
 
 
 @pytest.mark.parametrize("suffix", ["\r\n", "\r", " ", "\n", "\t"])
@@ -68,8 +68,9 @@ def test_an_abort_names_its_innermost_cause_and_logs_the_chain(emulator, tmp_pat
 
     assert up_jobs("run", "--jobs-file", str(emulator.jobs_file), env=emulator.env(), cwd=tmp_path).returncode == 0
     # someone opened the private working copy for writing: the run cannot, and must say why
+    # (a fresh process: DuckDB shares an open file between the connections of one process)
     with duckdb.connect(str(tmp_path / "up_jobs.duckdb.work" / "work.duckdb")):
-        result = up_jobs("run", "--jobs-file", str(emulator.jobs_file), env=emulator.env(), cwd=tmp_path)
+        result = up_jobs_process("run", "--jobs-file", str(emulator.jobs_file), env=emulator.env(), cwd=tmp_path)
     assert result.returncode == 1
     first, second = result.stderr.strip().splitlines()[-2:]
     assert first.startswith("up-jobs: error: run aborted: ") and "with exception:" not in first

@@ -1,19 +1,13 @@
-"""The up-jobs command as cron runs it: a real subprocess, env-var config, exit codes, no leaks."""
+"""The up-jobs command as cron runs it: env-var config, exit codes, no leaks (in-process through
+``cli.main``; a fresh process where only one shows it: a kill -9, dlt's DEBUG logging)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 from pipeline.emulator import FaultPlan
+from tests.cli_runner import up_jobs, up_jobs_process
 from tests.conftest import REPO, SECRET_KEY, start_emulator
-
-
-def up_jobs(*args: str, env: dict[str, str], cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline", *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout
-    )
 
 
 def test_run_loads_jobs_and_prints_a_summary(emulator, tmp_path):
@@ -86,10 +80,10 @@ def test_api_key_never_reaches_output_or_files(emulator, tmp_path):
         ["run", "--jobs-file", str(emulator.jobs_file), "--refresh"],
         ["run", "--jobs-file", str(tmp_path / "missing.csv")],
     ):
-        result = up_jobs(*args, env=env, cwd=tmp_path)
+        result = up_jobs_process(*args, env=env, cwd=tmp_path)
         outputs.append(result.stdout + result.stderr)
     emulator.server.api_key = "rotated"  # every request is now a 401
-    result = up_jobs("run", "--jobs-file", str(emulator.jobs_file), "--refresh", env=env, cwd=tmp_path)
+    result = up_jobs_process("run", "--jobs-file", str(emulator.jobs_file), "--refresh", env=env, cwd=tmp_path)
     outputs.append(result.stdout + result.stderr)
     assert result.returncode == 3
     assert not any(SECRET_KEY in output for output in outputs)
@@ -110,11 +104,11 @@ def _exercise_every_failure(faulty_emulator, tmp_path):
     args = ["run", "--jobs-file", str(faulty_emulator.jobs_file)]
     outputs = []
     for extra_env in ({"UP_JOBS_KILL_AT": "extracted"}, {}, {}):
-        result = up_jobs(*args, env={**env, **extra_env}, cwd=tmp_path, timeout=300)
+        result = up_jobs_process(*args, env={**env, **extra_env}, cwd=tmp_path, timeout=300)
         outputs.append(result.stdout + result.stderr)
     assert result.returncode == 4  # 404s and quarantined records remain
     faulty_emulator.server.api_key = "rotated"
-    result = up_jobs(*args, "--refresh", env=env, cwd=tmp_path)
+    result = up_jobs_process(*args, "--refresh", env=env, cwd=tmp_path)
     outputs.append(result.stdout + result.stderr)
     assert result.returncode == 3
     assert not any(SECRET_KEY in output for output in outputs)

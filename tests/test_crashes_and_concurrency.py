@@ -10,7 +10,7 @@ import time
 import duckdb
 import pytest
 
-from tests.test_cli import up_jobs
+from tests.test_cli import up_jobs, up_jobs_process
 
 COMPARE_SQL = (
     "select * exclude (_dlt_load_id, _dlt_id) from telestream_up.workflow_jobs order by id"
@@ -44,7 +44,7 @@ def test_kill_9_then_rerun_equals_one_clean_run(emulator, tmp_path, kill_at):
     args = ["run", "--jobs-file", str(emulator.jobs_file)]
     emulator.run()  # a first, clean load so the crash happens on an incremental run
     emulator.store.advance(fraction=0.7, seed=5)
-    killed = up_jobs(*args, "--db", str(emulator.db), env={**env, "UP_JOBS_KILL_AT": kill_at}, cwd=tmp_path)
+    killed = up_jobs_process(*args, "--db", str(emulator.db), env={**env, "UP_JOBS_KILL_AT": kill_at}, cwd=tmp_path)
     assert killed.returncode == -signal.SIGKILL
     resumed = up_jobs(*args, "--db", str(emulator.db), env=env, cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr

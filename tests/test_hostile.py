@@ -24,6 +24,7 @@ import pytest
 
 from pipeline.demo import write_jobs_csv
 from pipeline.job_ids import JobRef
+from tests.cli_runner import Result, up_jobs
 from tests.conftest import REPO
 from tests.hostile import HostileServer, Request, json_response, raw_response, stall
 
@@ -127,7 +128,7 @@ class Scenario:
         refs = [JobRef(SPACE, WORKFLOW, job_id) for job_id in bodies]
         self.jobs_file = write_jobs_csv(refs, root / "jobs.csv")
         self.server = HostileServer(bodies, behaviours, KEY)
-        self.outputs: list[subprocess.CompletedProcess[str]] = []
+        self.outputs: list[Result] = []
         self.seconds: list[float] = []
 
     def env(self) -> dict[str, str]:
@@ -144,12 +145,9 @@ class Scenario:
             "SOURCES__UP_JOBS__REQUEST_DEADLINE_SECONDS": str(DEADLINE_SECONDS),
         }
 
-    def run(self) -> subprocess.CompletedProcess[str]:
+    def run(self) -> Result:
         started = time.monotonic()
-        result = subprocess.run(
-            [sys.executable, "-m", "pipeline", "run", "--jobs-file", str(self.jobs_file)],
-            env=self.env(), cwd=self.root, capture_output=True, text=True, timeout=120,
-        )
+        result = up_jobs("run", "--jobs-file", str(self.jobs_file), env=self.env(), cwd=self.root)
         self.seconds.append(time.monotonic() - started)
         self.outputs.append(result)
         return result

@@ -170,7 +170,7 @@ def test_jobs_loaded_before_history_get_unknown_bounds(scripted):
 
 
 def test_kill_9_between_extract_and_load_keeps_observations_and_jobs_consistent(scripted, tmp_path):
-    from tests.test_cli import up_jobs
+    from tests.test_cli import up_jobs, up_jobs_process
 
     scripted.poll(at(0))
     scripted.store.play(at(600))
@@ -181,7 +181,7 @@ def test_kill_9_between_extract_and_load_keeps_observations_and_jobs_consistent(
 
     env = {**os.environ, **env}
     args = ("run", "--jobs-file", str(scripted.jobs_file), "--db", str(scripted.db))
-    killed = up_jobs(*args, env={**env, "UP_JOBS_KILL_AT": "extracted"}, cwd=tmp_path)
+    killed = up_jobs_process(*args, env={**env, "UP_JOBS_KILL_AT": "extracted"}, cwd=tmp_path)
     assert killed.returncode == -signal.SIGKILL
     jobs_after_kill = scripted.frame("select id, updated_at from telestream_up.workflow_jobs order by id")
     assert len(scripted.frame("select * from telestream_up.job_observations")) == 4  # the package did not load

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import duckdb
@@ -13,6 +11,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from tests.cli_runner import up_jobs
 from tests.conftest import REPO
 
 VIEWS = (
@@ -25,10 +24,7 @@ VIEWS = (
 def demo(tmp_path_factory):
     folder = tmp_path_factory.mktemp("demo")
     env = {**os.environ, "PYTHONPATH": str(REPO), "RUNTIME__DLTHUB_TELEMETRY": "false"}
-    result = subprocess.run(
-        [sys.executable, "-m", "pipeline", "demo", "--jobs", "300", "--seed", "3"],
-        cwd=folder, env=env, capture_output=True, text=True, timeout=300,
-    )
+    result = up_jobs("demo", "--jobs", "300", "--seed", "3", env=env, cwd=folder, timeout=300)
     return folder, result, env
 
 
@@ -60,10 +56,7 @@ def test_demo_exits_0_reports_and_leaves_one_row_per_job(demo):
 def test_report_html_has_three_embedded_charts_and_the_tables(demo, tmp_path):
     folder, _, env = demo
     out = tmp_path / "out.html"
-    result = subprocess.run(
-        [sys.executable, "-m", "pipeline", "report", "--db", str(folder / "up_jobs_demo.duckdb"), "--html", str(out)],
-        env=env, capture_output=True, text=True, timeout=120,
-    )
+    result = up_jobs("report", "--db", str(folder / "up_jobs_demo.duckdb"), "--html", str(out), env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     page = out.read_text()
     images = re.findall(r"src='data:image/png;base64,([A-Za-z0-9+/=]+)'", page)
@@ -75,8 +68,7 @@ def test_report_html_has_three_embedded_charts_and_the_tables(demo, tmp_path):
 
 def test_report_on_a_missing_database_is_a_clear_error(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    result = subprocess.run([sys.executable, "-m", "pipeline", "report", "--db", str(tmp_path / "nope.duckdb")],
-                            env=env, capture_output=True, text=True, timeout=60)
+    result = up_jobs("report", "--db", str(tmp_path / "nope.duckdb"), env=env, cwd=tmp_path, timeout=60)
     assert result.returncode == 2 and "does not exist" in result.stderr
 
 

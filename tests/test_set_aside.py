@@ -12,13 +12,14 @@ from datetime import datetime, timezone
 import duckdb
 
 from pipeline.emulator.generator import format_timestamp
-from tests.test_cli import up_jobs
+from tests.test_cli import up_jobs, up_jobs_process
 
 TABLE = "select id, state, progress, updated_at from telestream_up.workflow_jobs order by id"
 
 
 def _run(emulator, tmp_path, **env):
-    return up_jobs("run", "--jobs-file", str(emulator.jobs_file), env={**emulator.env(), **env}, cwd=tmp_path)
+    run = up_jobs_process if "UP_JOBS_KILL_AT" in env else up_jobs  # a kill -9 needs its own process
+    return run("run", "--jobs-file", str(emulator.jobs_file), env={**emulator.env(), **env}, cwd=tmp_path)
 
 
 def _rows(db) -> dict[str, tuple]:

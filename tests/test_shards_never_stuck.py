@@ -11,15 +11,20 @@ import pytest
 
 from pipeline.emulator.generator import format_timestamp
 from pipeline.job_ids import Shard
+from tests.cli_runner import up_jobs
 from tests.conftest import _POSTGRES, SECRET_KEY, start_emulator
 
 pytestmark = pytest.mark.skipif(not _POSTGRES, reason="no PostgreSQL at UP_JOBS_TEST_POSTGRES; .ci/run starts one")
 TYPED = {0: lambda index: index, 1: lambda index: f"p{index}", 2: lambda index: index + 0.5}
 
 
+def _args(emulator, *extra: str) -> list[str]:
+    return ["run", "--destination", "postgres", "--concurrency", "4", "--jobs-file", str(emulator.jobs_file), *extra]
+
+
 def _command(emulator, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "pipeline", "run", "--destination", "postgres", "--concurrency", "4",
-            "--jobs-file", str(emulator.jobs_file), *extra]
+    """A shard's own process: shards at once are separate processes, as their workers are."""
+    return [sys.executable, "-m", "pipeline", *_args(emulator, *extra)]
 
 
 def _retype(emulator, shift: int) -> dict[str, object]:
@@ -50,8 +55,8 @@ def test_shards_that_see_an_added_field_with_different_types_all_load(tmp_path, 
 def test_a_shard_whose_row_is_refused_records_it_and_is_not_blocked(tmp_path, postgres_database):
     for emulator in start_emulator(tmp_path, jobs=40, seed=43, api_key=SECRET_KEY, destination="postgres", dsn=postgres_database):
         env = {**emulator.env(), "DESTINATION__POSTGRES__CREDENTIALS": postgres_database}
-        command = _command(emulator, "--shard", "0/1", "--refresh")
-        assert subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, timeout=300).returncode == 0
+        args = _args(emulator, "--shard", "0/1", "--refresh")
+        assert up_jobs(*args, env=env, cwd=tmp_path, timeout=300).returncode == 0
         import psycopg2
 
         with psycopg2.connect(postgres_database) as connection, connection.cursor() as cursor:
@@ -62,7 +67,7 @@ def test_a_shard_whose_row_is_refused_records_it_and_is_not_blocked(tmp_path, po
         emulator.store.put(poison, {**emulator.store.get(poison), "name": "poison", "updated_at": now})
         for ref in good:
             emulator.store.put(ref, {**emulator.store.get(ref), "progress": 66.0, "updated_at": now})
-        runs = [subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300) for _ in range(2)]
+        runs = [up_jobs(*args, env=env, cwd=tmp_path, timeout=300) for _ in range(2)]
         assert [run.returncode for run in runs] == [4, 4], [run.stderr for run in runs]
         assert "set aside" in runs[0].stdout
         progress = dict(emulator.query("select id, progress from telestream_up.workflow_jobs"))

@@ -116,12 +116,13 @@ def test_a_bad_shard_is_a_configuration_error(emulator, tmp_path):
 @pytest.mark.skipif(not _POSTGRES, reason="no PostgreSQL at UP_JOBS_TEST_POSTGRES; .ci/run starts one")
 def test_three_shards_at_once_into_postgres(tmp_path, postgres_database):
     from tests.conftest import SECRET_KEY, start_emulator
+    from tests.test_cli import up_jobs
 
     for emulator in start_emulator(tmp_path, jobs=150, seed=31, api_key=SECRET_KEY, latency_ms=20,
                                    destination="postgres", dsn=postgres_database):
         env = {**emulator.env(), "DESTINATION__POSTGRES__CREDENTIALS": postgres_database}
-        command = [sys.executable, "-m", "pipeline", "run", "--destination", "postgres", "--concurrency", "4",
-                   "--jobs-file", str(emulator.jobs_file)]
+        args = ["run", "--destination", "postgres", "--concurrency", "4", "--jobs-file", str(emulator.jobs_file)]
+        command = [sys.executable, "-m", "pipeline", *args]  # the three shards at once: three processes
         workers = [
             subprocess.Popen([*command, "--shard", f"{index}/3"], env=env, cwd=tmp_path,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -139,8 +140,7 @@ def test_three_shards_at_once_into_postgres(tmp_path, postgres_database):
         assert pipelines == {f"up_jobs_shard_{index}_of_3" for index in range(3)}
         assert emulator.staging_schemas() == {f"telestream_up_staging_shard_{index}_of_3" for index in range(3)}
         # a second round loads nothing new and duplicates nothing
-        again = [subprocess.run([*command, "--shard", f"{index}/3"], env=env, cwd=tmp_path, capture_output=True,
-                                text=True, timeout=300) for index in range(3)]
+        again = [up_jobs(*args, "--shard", f"{index}/3", env=env, cwd=tmp_path, timeout=300) for index in range(3)]
         assert all(result.returncode == 0 for result in again)
         assert emulator.query("select count(*), count(distinct id) from telestream_up.workflow_jobs") == [(150, 150)]
 
