@@ -1,5 +1,5 @@
 """``python -m pipeline`` is the ``up-jobs`` command."""
 
-from pipeline.cli import main
+from pipeline.cli import entry
 
-raise SystemExit(main())
+raise SystemExit(entry())

@@ -14,6 +14,7 @@ Exit codes (also in the README):
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import signal
@@ -301,3 +302,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         if log is not None:
             print(f"up-jobs: full error chain in {log}", file=sys.stderr)
         return EXIT_FAILED
+
+
+def entry() -> int:
+    """The ``up-jobs`` console script and ``python -m pipeline``: :func:`main`, then a quick exit.
+
+    At exit CPython runs garbage collections over every object still alive and every module the
+    run imported (dlt, pyarrow, DuckDB, sqlglot...), pure CPU: after a 5,000-job run 0.15-0.25 s
+    on a quiet machine, 0.5-2.5 s while other processes compete for its two cores (measured).
+    Frozen first, they are left to the operating system, which frees a finished process's memory
+    anyway; the run closed its files and connections itself.
+    Only at this edge: :func:`main` is also called in-process (tests, orchestrators), which must
+    keep their collector.
+    """
+    code = main()
+    gc.freeze()
+    return code

@@ -17,11 +17,11 @@ user view which worked before still binds afterwards, with the same roll back ot
 
 from __future__ import annotations
 
+import graphlib
 import hashlib
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import AbstractSet, Any, Mapping
 
 import dlt
 import sqlglot
@@ -30,7 +30,9 @@ from dlt.destinations.exceptions import DatabaseUndefinedRelation
 from sqlglot import exp
 from sqlglot.errors import ErrorLevel
 
+from pipeline import tables
 from pipeline.errors import first_line
+from pipeline.names import DATASET_NAME
 
 SQL_DIR_CANDIDATES = (
     Path(__file__).resolve().parent / "sql",  # installed: sql/ is packaged as pipeline/sql
@@ -67,27 +69,55 @@ def view_files() -> list[Path]:
     return sorted(sql_dir().glob("*.sql"))
 
 
-_REFERENCE = re.compile(r"\btelestream_up\.(\w+)")
+def read_sources() -> dict[str, str]:
+    """View name → DuckDB SQL, by name; :func:`view_sources` also puts them in dependency order."""
+    return {path.stem: path.read_text(encoding="utf-8") for path in view_files()}
 
 
 def view_sources() -> dict[str, str]:
     """View name → DuckDB SQL, in dependency order (a view after the views it selects from)."""
-    sources = {path.stem: path.read_text(encoding="utf-8") for path in view_files()}
-    ordered: dict[str, str] = {}
+    sources = read_sources()
+    return {name: sources[name] for name in dependency_order(sources)}
 
-    def visit(name: str, path: tuple[str, ...]) -> None:
-        if name in ordered:
-            return
-        if name in path:
-            raise ViewError(f"views depend on each other in a cycle: {' -> '.join(path + (name,))}")
-        for dependency in _REFERENCE.findall(sources[name]):
-            if dependency in sources and dependency != name:
-                visit(dependency, path + (name,))
-        ordered[name] = sources[name]
 
+DLT_TABLE_PREFIX = "_dlt_"
+"""dlt's own tables in the dataset (``_dlt_loads``...), which a view may read."""
+
+
+def references(sql: str, name: str) -> set[str]:
+    """The tables and views of our dataset that view ``name`` selects from, as sqlglot parses them
+    (quoted or not, whatever the layout; CTEs and the view itself are not references)."""
+    try:
+        tree = sqlglot.parse_one(sql, read="duckdb")
+    except sqlglot.errors.SqlglotError as error:
+        raise ViewError(f"sql/{name}.sql cannot be parsed to find what it selects from: {first_line(error)}") from None
+    return {
+        table.name for table in tree.find_all(exp.Table)
+        if table.db.lower() == DATASET_NAME and table.name != name
+    }
+
+
+def dependency_order(sources: Mapping[str, str]) -> list[str]:
+    """The views' names, each after the views it selects from (the same order every time).
+
+    ViewError for views that select from each other in a cycle, and for a reference to something
+    in our dataset that is neither one of these views nor a table the pipeline loads (a view
+    renamed or removed while another still reads it).
+    """
+    known_tables = {*tables.COLUMNS, STATE_TABLE}
+    graph: dict[str, list[str]] = {}
     for name in sorted(sources):
-        visit(name, ())
-    return ordered
+        reads = references(sources[name], name)
+        missing = sorted(read for read in reads - set(sources) - known_tables if not read.startswith(DLT_TABLE_PREFIX))
+        if missing:
+            raise ViewError(f"sql/{name}.sql selects from {', '.join(f'{DATASET_NAME}.{read}' for read in missing)}, "
+                            "which is neither a view in sql/ nor a table the pipeline loads")
+        graph[name] = sorted(reads & set(sources))
+    try:
+        return list(graphlib.TopologicalSorter(graph).static_order())
+    except graphlib.CycleError as error:
+        cycle = list(reversed(error.args[1]))  # graphlib lists each node before what it depends on
+        raise ViewError(f"views select from each other in a cycle: {' -> '.join(cycle)}") from None
 
 
 def translate(sql: str, dialect: str | None, name: str) -> str:
@@ -159,7 +189,7 @@ def statements(sources: dict[str, str], dialect: str | None) -> tuple[dict[str, 
     return ready, failures
 
 
-def to_apply(wanted: dict[str, str], recorded: dict[str, str], existing: set[str] | None) -> list[str]:
+def to_apply(wanted: dict[str, str], recorded: dict[str, str], existing: AbstractSet[str] | None) -> list[str]:
     """Views whose recorded hash differs from the wanted one, or that are not there (``existing``
     None: unknown, so apply all). Pure, so the rule is tested without a database."""
     return [
@@ -172,22 +202,29 @@ def apply_views(pipeline: dlt.Pipeline, sources: dict[str, str] | None = None) -
     """Create or replace every view that is missing or changed, in dependency order.
 
     A view that cannot be applied does not stop the others (a view built on it fails too);
-    one ViewError at the end names every failure. Run it under the load lock.
+    one ViewError at the end names every failure. Run it under the load lock. When every view is
+    current (the usual run) no SQL is parsed: the order matters only to what is applied.
     """
     dialect = destination_dialect(pipeline)
     destination = destination_kind(pipeline)
-    wanted, failures = statements(sources or view_sources(), dialect)
+    sources = sources or read_sources()
+    wanted, failures = statements(sources, dialect)
     result = AppliedViews()
     with pipeline.sql_client() as client:
         dataset = pipeline.dataset_name
         state = client.make_qualified_table_name(STATE_TABLE)
+        catalog = _catalog(client, dataset)
         try:
-            recorded = _recorded_hashes(client, state, dialect)
+            recorded = _recorded_hashes(client, state, dialect, catalog)
         except Exception:
             if destination in TRANSACTIONAL_DDL:
                 raise
             recorded = {}  # no bookkeeping on this warehouse: every view is applied, as before it existed
-        pending = to_apply(wanted, recorded, _existing_views(client, dataset))
+        pending = to_apply(wanted, recorded, None if catalog is None else catalog.views)
+        if pending or failures:
+            order = dependency_order(sources)  # also what Postgres recreates a replaced view's dependents by
+            wanted = {name: wanted[name] for name in order if name in wanted}
+            pending = [name for name in wanted if name in pending]
         working_user_views = _binding_user_views(client, dataset, set(wanted)) if pending and destination == "duckdb" else []
         for name in pending:
             if name in result.changed:
@@ -207,7 +244,7 @@ def apply_views(pipeline: dlt.Pipeline, sources: dict[str, str] | None = None) -
             result.restored += restored
     result.names = [name for name in wanted if name not in failures]
     if failures:
-        reasons = [failures[name] for name in (sources or view_sources()) if name in failures]
+        reasons = [failures[name] for name in dependency_order(sources) if name in failures]
         raise ViewError(f"{len(failures)} view(s) not applied ({len(result.names)} applied): " + "; ".join(reasons))
     return result
 
@@ -216,25 +253,41 @@ def _translated_ddl(sql: str, dialect: str | None) -> str:
     return sql if dialect in (None, "duckdb") else sqlglot.transpile(sql, read="duckdb", write=dialect)[0]
 
 
-def _recorded_hashes(client: Any, state: str, dialect: str | None) -> dict[str, str]:
-    """View name → hash of the statement last applied; creates the table the first time."""
-    try:
-        rows = client.execute_sql(f"select view_name, definition_sha256 from {state}")
-    except MISSING:
-        ddl = f"create table if not exists {state} (view_name text, definition_sha256 text, applied_at timestamptz)"
-        client.execute_sql(_translated_ddl(ddl, dialect))
-        return {}
-    return {name: digest for name, digest in rows or []}
+@dataclass(frozen=True)
+class _Catalog:
+    """The dataset's tables and views (lower-cased), read in one query."""
+
+    tables: frozenset[str]
+    views: frozenset[str]
 
 
-def _existing_views(client: Any, dataset: str) -> set[str] | None:
-    """Names of the views in our dataset, so a view dropped by hand is recreated; None if unknown."""
-    sql = ("select table_name from information_schema.tables "
-           "where lower(table_schema) = lower(%s) and table_type = 'VIEW'")
+def _catalog(client: Any, dataset: str) -> _Catalog | None:
+    """So a view dropped by hand is recreated, and the state table is created rather than queried
+    when missing; None when the warehouse has no such catalog view (every view counts as missing)."""
+    sql = "select table_name, table_type from information_schema.tables where lower(table_schema) = lower(%s)"
     try:
-        return {str(row[0]).lower() for row in client.execute_sql(sql, dataset) or []}
+        rows = client.execute_sql(sql, dataset) or []
     except Exception:  # a warehouse without this catalog view: treat every view as missing
         return None
+    views = frozenset(str(name).lower() for name, kind in rows if str(kind).upper() == "VIEW")
+    return _Catalog(frozenset(str(name).lower() for name, _ in rows) - views, views)
+
+
+def _recorded_hashes(client: Any, state: str, dialect: str | None, catalog: _Catalog | None = None) -> dict[str, str]:
+    """View name → hash of the statement last applied; creates the table the first time.
+
+    With the catalog at hand a missing table is created without a failing query first (the
+    failure's traceback holds a DuckDB cursor in a reference cycle until the collector runs).
+    """
+    if catalog is None or STATE_TABLE in catalog.tables:
+        try:
+            rows = client.execute_sql(f"select view_name, definition_sha256 from {state}")
+            return {name: digest for name, digest in rows or []}
+        except MISSING:
+            pass
+    ddl = f"create table if not exists {state} (view_name text, definition_sha256 text, applied_at timestamptz)"
+    client.execute_sql(_translated_ddl(ddl, dialect))
+    return {}
 
 
 def _record(client: Any, state: str, names: list[str], wanted: dict[str, str]) -> None:
