@@ -23,6 +23,7 @@ from pathlib import Path
 import duckdb
 
 from bench.parsing import CHILD as PARSE_CHILD
+from bench.runs import run_pipeline
 from pipeline.demo import write_jobs_csv
 from pipeline.emulator import EmulatorServer, JobStore, generate_jobs
 from pipeline.names import DATASET_NAME
@@ -34,7 +35,7 @@ from pipeline.workspace import Workspace
 SEED_JOBS = 200
 
 
-def build_warehouse(db: Path, base_url: str, store: JobStore, terminal_rows: int, run_pipeline, concurrency: int) -> float:  # type: ignore[no-untyped-def]  # bench.__main__.run_pipeline, passed in to avoid a cycle
+def build_warehouse(db: Path, base_url: str, store: JobStore, terminal_rows: int, concurrency: int) -> tuple[str, str]:
     """Seed run on the emulator's first SEED_JOBS jobs (all finished), then synthetic terminal rows."""
     seed_refs = store.refs()[:SEED_JOBS]
     seed_file = write_jobs_csv(seed_refs, db.parent / "seed.csv")
@@ -53,13 +54,13 @@ def build_warehouse(db: Path, base_url: str, store: JobStore, terminal_rows: int
             from (select * from {DATASET_NAME}.workflow_jobs where state in ({terminal}) limit 1) as template,
                 range({terminal_rows - SEED_JOBS}) as series(i)
         """)
-        held = connection.execute(f"select count(*) from {DATASET_NAME}.workflow_jobs").fetchone()[0]  # type: ignore[index]
+        held = connection.execute(f"select count(*) from {DATASET_NAME}.workflow_jobs").fetchall()[0][0]
         workflow_id, space_id = connection.execute(
             f"select workflow_id, space_id from {DATASET_NAME}.workflow_jobs where id like 'scale%' limit 1"
-        ).fetchone()  # type: ignore[misc]
+        ).fetchall()[0]
     Workspace.for_duckdb(db).publish(DUCKDB_STORAGE_VERSION, PRIMARY_KEY)  # as the run that loaded them would have
     print(f"    warehouse: {held:,} terminal rows ({time.monotonic() - started:.1f} s to insert and publish)")
-    return workflow_id, space_id  # type: ignore[return-value]
+    return workflow_id, space_id
 
 
 def write_scale_jobs_file(path: Path, store: JobStore, terminal_rows: int, workflow_id: str, space_id: str) -> None:
@@ -74,8 +75,6 @@ def write_scale_jobs_file(path: Path, store: JobStore, terminal_rows: int, workf
 
 
 def measure(args: argparse.Namespace) -> None:
-    from bench.__main__ import run_pipeline
-
     fresh, total = args.fresh, args.jobs
     terminal_rows = total - fresh
     print(f"scale: {total:,} configured jobs, {terminal_rows:,} already loaded terminal, {fresh:,} to request; "
@@ -86,7 +85,7 @@ def measure(args: argparse.Namespace) -> None:
         store.advance(fraction=1.0, seed=12)  # the seed jobs are finished; the fresh ones are new to the warehouse
         db = tmp / "scale.duckdb"
         with EmulatorServer(store, latency_ms=args.latency_ms) as server:
-            workflow_id, space_id = build_warehouse(db, server.base_url, store, terminal_rows, run_pipeline, args.concurrency)
+            workflow_id, space_id = build_warehouse(db, server.base_url, store, terminal_rows, args.concurrency)
             jobs_file = tmp / "jobs.csv"
             write_scale_jobs_file(jobs_file, store, terminal_rows, workflow_id, space_id)
             print(f"    jobs file: {total:,} lines, {jobs_file.stat().st_size / 1e6:.0f} MB")
