@@ -255,12 +255,14 @@ def check_storage_version(storage_version: str) -> None:
             ) from None
 
 
-DUCKDB_MEMORY_LIMIT = "128MB"
-"""DuckDB's buffer pool when a run loads into the working copy or publishes it. Left to DuckDB (80 %
-of RAM) these were the peak of a 100,000-job run at L=0: 445–461 MB RSS; capped at 256 MB, 407 MB;
-at 128 MB, 392 MB and no slower (measured with bench's memory run). DuckDB spills to disk beyond
-the limit: a bigger load is slower, not failed."""
+DUCKDB_MEMORY_LIMIT = "64MB"
+"""DuckDB's buffer pool for the working copy (planning's join, dlt's load). DuckDB spills to disk
+beyond it: a bigger load is slower, not failed. Peak RSS of a 100,000-job run at L=0 (VmHWM,
+bench [5]): 395 MB at 128 MB, 382 MB at 64 MB, no slower. (Earlier figures for this setting were
+read with ru_maxrss, which includes the bench process's own size: see bench/peak.py.)"""
 
+COPY_MEMORY_LIMIT = "64MB"
+"""A full copy streams table by table: 128 MB only raised that run's peak (405 -> 395 MB at 64 MB)."""
 
 CHANGES_MEMORY_LIMIT = "32MB"
 """Publishing by changes reads a few thousand rows but scans the big tables to find them; the
@@ -271,7 +273,7 @@ re-run's peak fell from 381 to 291-294 MB with it (bench scale), publish time un
 def copy_database(source: Path, target: Path, storage_version: str, skip_schemas: Collection[str] = ()) -> None:
     """Copy the schemas, tables (with their data) and views of ``source`` into a new file
     ``target`` written in ``storage_version``'s format, leaving out ``skip_schemas``."""
-    with duckdb.connect(config={"memory_limit": DUCKDB_MEMORY_LIMIT}) as connection:
+    with duckdb.connect(config={"memory_limit": COPY_MEMORY_LIMIT}) as connection:
         connection.execute(f"attach {_literal(str(source))} as working (read_only)")
         connection.execute(f"attach {_literal(str(target))} as published (storage_version {_literal(storage_version)})")
         connection.execute("copy from database working to published (schema)")
