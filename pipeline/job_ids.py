@@ -91,6 +91,7 @@ number for the config list's entries (which come first)."""
 _BATCH_ROWS = 100_000
 _SAFE_ID_LIST = re.compile(f"(?:{SAFE_ID.pattern},)*")
 
+
 @dataclass
 class JobList:
     """The deduplicated jobs to fetch (an Arrow table, see LISTING_SCHEMA) plus the lines that
@@ -180,7 +181,7 @@ class _Collector:
         good: list[bool] | None = None  # None: every row is good (the usual case)
         if not (all(good_space) and all(good_workflow) and _all_safe(self.job_ids)):
             good = [
-                good_space[space] and good_workflow[workflow] and isinstance(job_id, str) and SAFE_ID.fullmatch(job_id) is not None
+                good_space[space] and good_workflow[workflow] and SAFE_ID.fullmatch(job_id) is not None
                 for space, workflow, job_id in zip(self.space_at, self.workflow_at, self.job_ids)
             ]
             for index, is_good in enumerate(good):
