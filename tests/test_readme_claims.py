@@ -176,7 +176,7 @@ def test_the_installed_package_runs_outside_the_source_tree(emulator, tmp_path):
     with zipfile.ZipFile(wheel) as archive:
         archive.extractall(site)
         entry_points = next(name for name in archive.namelist() if name.endswith("entry_points.txt"))
-        assert "up-jobs = pipeline.cli:main" in archive.read(entry_points).decode()
+        assert "up-jobs = pipeline.cli:entry" in archive.read(entry_points).decode()
     shipped = sorted(path.name for path in (site / "pipeline" / "sql").glob("*.sql"))
     assert shipped == sorted(path.name for path in view_files())
     elsewhere = tmp_path / "elsewhere"
