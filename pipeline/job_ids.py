@@ -15,7 +15,7 @@ import io
 import itertools
 import re
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence, TextIO
 
@@ -101,7 +101,7 @@ class JobList:
     problems: list[ConfigProblem]
     problem_count: int = 0
     error_count: int = 0
-    listed: int = -1
+    listed: int = field(init=False)
     """How many jobs were listed (kept when the listing is released)."""
 
     @property
@@ -109,8 +109,7 @@ class JobList:
         return self.error_count > 0
 
     def __post_init__(self) -> None:
-        if self.listed < 0:
-            self.listed = self.listing.num_rows
+        self.listed = self.listing.num_rows
 
     def __len__(self) -> int:
         return self.listed
@@ -129,8 +128,8 @@ class JobList:
 
 
 class _Collector:
-    """Collects rows in batches of columns, checks their IDs batch by batch (Arrow's regex over
-    the job IDs; each distinct space and workflow ID once), and keeps the first problems."""
+    """Collects rows in batches of columns, checks their IDs batch by batch (one regex pass over a
+    batch's job IDs; each distinct space and workflow ID once), and keeps the first problems."""
 
     def __init__(self, source_name: str, shard: "Shard | None") -> None:
         self.source_name, self.shard = source_name, shard
@@ -162,7 +161,7 @@ class _Collector:
             self.problems.append((position, ConfigProblem(self.where(position), message, is_error)))
 
     def add(self, position: int, space_id: str | None, workflow_id: str, job_id: str) -> None:
-        """One row; the hot loop in :func:`_csv_rows` does the same inline."""
+        """One row: its line (or config entry), and its IDs, checked when the batch is full."""
         self.positions.append(position)
         self.job_ids.append(job_id)
         self.space_at.append(self.spaces.setdefault(space_id, len(self.spaces)))
@@ -314,7 +313,6 @@ def _csv_rows(text: str | TextIO, default_space_id: str | None, collector: _Coll
     width = len(columns)
     workflow_at, job_at = columns.index("workflow_id"), columns.index("job_id")
     space_at = columns.index("space_id") if "space_id" in columns else None
-    default_space = default_space_id
     for row in _rows(reader, source_name):
         if len(row) != width:
             if not row or all(cell == "" for cell in row):
@@ -323,15 +321,8 @@ def _csv_rows(text: str | TextIO, default_space_id: str | None, collector: _Coll
                 collector.problem(reader.line_num, f"expected at most {width} fields, got {len(row)}")
                 continue
             row = row + [""] * (width - len(row))
-        # inline Collector.add: this loop runs once per line of a file of a million lines
-        collector.positions.append(reader.line_num)
-        collector.job_ids.append(row[job_at])
-        space_id = (row[space_at] if space_at is not None else "") or default_space
-        spaces, workflows = collector.spaces, collector.workflows
-        collector.space_at.append(spaces.setdefault(space_id, len(spaces)))
-        collector.workflow_at.append(workflows.setdefault(row[workflow_at], len(workflows)))
-        if len(collector.positions) >= _BATCH_ROWS:
-            collector.flush()
+        space_id = (row[space_at] if space_at is not None else "") or default_space_id
+        collector.add(reader.line_num, space_id, row[workflow_at], row[job_at])
 
 
 def _rows(reader: Any, source_name: str) -> Iterator[list[str]]:

@@ -202,8 +202,7 @@ def _copy_into(client: Any, local: Any, key: str, table: str) -> None:
 
 
 def _present_tables(client: Any, dataset: str) -> set[str]:
-    literal = dataset.replace("'", "''")
-    rows = client.execute_sql(f"select table_name from information_schema.tables where table_schema = '{literal}'") or []
+    rows = client.execute_sql("select table_name from information_schema.tables where table_schema = %s", dataset) or []
     return {row[0] for row in rows}
 
 

@@ -21,6 +21,8 @@ from typing import Any, Collection, Mapping, Sequence
 
 import duckdb
 
+from pipeline.sql_quote import identifier
+
 SMALL_TABLE_ROWS = 50_000
 """Tables up to this many rows are copied whole: simpler, and as fast as working out the change."""
 FULL_COPY_EVERY = 96
@@ -28,27 +30,36 @@ FULL_COPY_EVERY = 96
 free blocks in a DuckDB file, and a fresh copy compacts it."""
 
 
+def fingerprint(path: Path) -> list[int] | None:
+    """``[size, mtime_ns]``: what a writer of the file changes; None when it cannot be read."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return [stat.st_size, stat.st_mtime_ns]
+
+
 @dataclass(frozen=True)
 class PublishedRecord:
-    """What the last publish wrote, so the next knows the file is still exactly that."""
+    """What the last publish left: the published file and the working copy it read, so the next
+    run knows whether either is still exactly that (lists, as JSON gives them back)."""
 
-    size: int
-    mtime_ns: int
+    published: list[int]
+    working: list[int]
     storage_version: str
     publishes_since_full_copy: int = 0
 
     @classmethod
-    def of(cls, path: Path, storage_version: str, publishes_since_full_copy: int) -> "PublishedRecord":
-        stat = path.stat()
-        return cls(stat.st_size, stat.st_mtime_ns, storage_version, publishes_since_full_copy)
+    def of(cls, published: Path, working: Path, storage_version: str, publishes_since_full_copy: int) -> "PublishedRecord":
+        return cls(fingerprint(published) or [], fingerprint(working) or [], storage_version, publishes_since_full_copy)
 
-    def describes(self, path: Path, storage_version: str) -> bool:
-        """The file is the one we published last (not replaced or written by someone), in this format."""
-        try:
-            stat = path.stat()
-        except OSError:
-            return False
-        return (stat.st_size, stat.st_mtime_ns, self.storage_version) == (self.size, self.mtime_ns, storage_version)
+    def describes(self, published: Path, storage_version: str) -> bool:
+        """The published file is the one we wrote last (not replaced or written by someone), in this format."""
+        return fingerprint(published) == self.published and self.storage_version == storage_version
+
+    def describes_working(self, working: Path) -> bool:
+        """The working copy is byte for byte what the last publish read."""
+        return fingerprint(working) == self.working
 
 
 def read_record(path: Path) -> PublishedRecord | None:
@@ -80,19 +91,19 @@ def update_copy(
     for schema, table, columns in tables:
         if schema in skip_schemas:
             continue
-        name = f"{_identifier(schema)}.{_identifier(table)}"
+        name = f"{identifier(schema)}.{identifier(table)}"
         rows = _scalar(connection, f"select count(*) from working.{name}")
         newest = _scalar(connection, f"select max(_dlt_load_id) from published.{name}") if "_dlt_load_id" in columns else None
         if rows <= SMALL_TABLE_ROWS or newest is None:
             connection.execute(f"delete from published.{name}")
             connection.execute(f"insert into published.{name} by name select * from working.{name}")
             continue
-        changed = f"(select * from working.{name} where _dlt_load_id > $newest)"
+        changed = f"select * from working.{name} where _dlt_load_id > $newest"
         key = merge_keys.get(table)
         if key:
-            matches = " and ".join(f"published.{name}.{_identifier(column)} = changed.{_identifier(column)}" for column in key)
-            connection.execute(f"delete from published.{name} using {changed} as changed where {matches}", {"newest": newest})
-        connection.execute(f"insert into published.{name} by name {changed[1:-1]}", {"newest": newest})
+            matches = " and ".join(f"published.{name}.{identifier(column)} = changed.{identifier(column)}" for column in key)
+            connection.execute(f"delete from published.{name} using ({changed}) as changed where {matches}", {"newest": newest})
+        connection.execute(f"insert into published.{name} by name {changed}", {"newest": newest})
         if _scalar(connection, f"select count(*) from published.{name}") != rows:
             return False  # rows changed other than by a newer load (a dlt drop, a partial load): copy whole
     return True
@@ -100,7 +111,8 @@ def update_copy(
 
 def _shape(connection: duckdb.DuckDBPyConnection, database: str, skip_schemas: Collection[str]) -> list[Any]:
     """Every table's columns and types, every view's name, and the recorded definitions of our
-    views (their SQL text cannot be compared: each storage version prints it differently)."""
+    views (their SQL text cannot be compared: each storage version prints it differently), so a
+    changed table or view makes a full copy."""
     from pipeline.views import STATE_TABLE as VIEW_RECORD_TABLE  # views import dlt: not at module level
 
     columns = connection.execute(
@@ -113,10 +125,10 @@ def _shape(connection: duckdb.DuckDBPyConnection, database: str, skip_schemas: C
         {"database": database},
     ).fetchall()
     recorded = [
-        connection.execute(f"select * from {database}.{_identifier(schema)}.{_identifier(table)} order by all").fetchall()
+        connection.execute(f"select * from {database}.{identifier(schema)}.{identifier(table)} order by all").fetchall()
         for schema, table in connection.execute(
             "select schema_name, table_name from duckdb_tables() where database_name = $database and table_name = $name",
-            {"database": database, "name": VIEW_RECORD_TABLE}  # a changed view: a full copy,
+            {"database": database, "name": VIEW_RECORD_TABLE},
         ).fetchall()
     ]
     return [row for row in [*columns, *views] if row[0] not in skip_schemas] + recorded
@@ -127,6 +139,3 @@ def _scalar(connection: duckdb.DuckDBPyConnection, sql: str) -> Any:
     assert row is not None, "an aggregate returns one row"
     return row[0]
 
-
-def _identifier(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import json
 import os
 import shutil
 import time
@@ -29,6 +28,7 @@ import duckdb
 from pipeline.names import DATASET_NAME
 from pipeline.publish_changes import FULL_COPY_EVERY, PublishedRecord, read_record, update_copy, write_record
 from pipeline.settings import DUCKDB_STORAGE_VERSION, ConfigError
+from pipeline.sql_quote import identifier, literal
 
 STAGING_SCHEMA = f"{DATASET_NAME}_staging"
 """dlt's merge staging dataset: the working copy needs it, the published file leaves it out."""
@@ -107,23 +107,15 @@ class Workspace:
                 seed.unlink(missing_ok=True)
 
     @property
-    def _work_record(self) -> Path:
-        return self.state_dir / "work_published.json"
+    def _record_path(self) -> Path:
+        return self.state_dir / "published.json"
 
     def working_copy_as_published(self) -> bool:
         """The working copy is byte for byte what the last publish read: same size and mtime as
         recorded then, and no WAL (a crash mid-write changes one or leaves the other)."""
-        try:
-            recorded = json.loads(self._work_record.read_text())
-            stat = self.work_db.stat()
-        except (OSError, ValueError):
-            return False
+        record = read_record(self._record_path)
         wal = self.work_db.with_name(self.work_db.name + ".wal")
-        return recorded == [stat.st_size, stat.st_mtime_ns] and not wal.exists()
-
-    def _record_working_copy(self) -> None:
-        stat = self.work_db.stat()
-        self._work_record.write_text(json.dumps([stat.st_size, stat.st_mtime_ns]))
+        return record is not None and record.describes_working(self.work_db) and not wal.exists()
 
     def remove_leftovers(self) -> None:
         """Temporary files of a publish that died: on a full disk they hold the space a run needs."""
@@ -183,18 +175,16 @@ class Workspace:
             return
         self.remove_leftovers()  # the version was checked before the run loaded anything
         temporary = self.db_path.with_name(f".{self.db_path.name}.{os.getpid()}.tmp")
-        record_path = self.state_dir / "published.json"
-        record = read_record(record_path)
+        record = read_record(self._record_path)
         failure: PublishError | None = None
         try:
-            since_full_copy = self._copy_by_changes(temporary, storage_version, record, merge_keys or {})
-            if since_full_copy is None:
+            by_changes = self._copy_by_changes(temporary, storage_version, record, merge_keys or {})
+            if by_changes is None:
                 copy_database(self.work_db, temporary, storage_version, skip_schemas=(STAGING_SCHEMA,))
-                since_full_copy = 0
+            since_full_copy = by_changes or 0
             _fsync(temporary)
             self.remove_stray_wal()
             os.replace(temporary, self.db_path)
-            write_record(record_path, PublishedRecord.of(self.db_path, storage_version, since_full_copy))
         except Exception as error:
             _remove_database_file(temporary)
             failure = PublishError(f"could not publish {self.db_path} (the previous file is unchanged): {_reason(error)}")
@@ -206,8 +196,8 @@ class Workspace:
             # of a chain, and DuckDB's names only the temporary file; this one carries its reason.
             raise failure
         self.remove_stray_wal()  # one that a writer of the old file made between the two steps
-        with suppress(OSError):  # unrecorded, the next run opens the working copy to check it
-            self._record_working_copy()
+        with suppress(OSError):  # unrecorded, the next run makes a full copy and opens the working copy to check it
+            write_record(self._record_path, PublishedRecord.of(self.db_path, self.work_db, storage_version, since_full_copy))
 
     def _copy_by_changes(
         self, temporary: Path, storage_version: str, record: PublishedRecord | None, merge_keys: Mapping[str, Sequence[str]]
@@ -224,8 +214,8 @@ class Workspace:
         shutil.copyfile(self.db_path, temporary)
         try:
             with duckdb.connect(config={"memory_limit": CHANGES_MEMORY_LIMIT, "threads": 1}) as connection:
-                connection.execute(f"attach {_literal(str(self.work_db))} as working (read_only)")
-                connection.execute(f"attach {_literal(str(temporary))} as published")
+                connection.execute(f"attach {literal(str(self.work_db))} as working (read_only)")
+                connection.execute(f"attach {literal(str(temporary))} as published")
                 updated = update_copy(connection, merge_keys, skip_schemas=(STAGING_SCHEMA,))
                 connection.execute("detach published")
         except duckdb.Error:
@@ -247,7 +237,7 @@ def check_storage_version(storage_version: str) -> None:
     """A storage version the installed DuckDB can write (``v1.0.0``, ``latest``…), else ConfigError."""
     with duckdb.connect() as connection:
         try:
-            connection.execute(f"attach ':memory:' as probe (storage_version {_literal(storage_version)})")
+            connection.execute(f"attach ':memory:' as probe (storage_version {literal(storage_version)})")
         except duckdb.InvalidInputException:
             raise ConfigError(
                 f"sources.up_jobs.duckdb_storage_version {storage_version!r} is not a storage version "
@@ -274,26 +264,20 @@ def copy_database(source: Path, target: Path, storage_version: str, skip_schemas
     """Copy the schemas, tables (with their data) and views of ``source`` into a new file
     ``target`` written in ``storage_version``'s format, leaving out ``skip_schemas``."""
     with duckdb.connect(config={"memory_limit": COPY_MEMORY_LIMIT}) as connection:
-        connection.execute(f"attach {_literal(str(source))} as working (read_only)")
-        connection.execute(f"attach {_literal(str(target))} as published (storage_version {_literal(storage_version)})")
+        connection.execute(f"attach {literal(str(source))} as working (read_only)")
+        connection.execute(f"attach {literal(str(target))} as published (storage_version {literal(storage_version)})")
         connection.execute("copy from database working to published (schema)")
         for schema in skip_schemas:
-            connection.execute(f"drop schema if exists published.{_identifier(schema)} cascade")
+            connection.execute(f"drop schema if exists published.{identifier(schema)} cascade")
         copied = connection.execute(
             "select schema_name, table_name from duckdb_tables() where database_name = 'published'"
         ).fetchall()
         for schema, table in copied:
-            name = f"{_identifier(schema)}.{_identifier(table)}"
+            name = f"{identifier(schema)}.{identifier(table)}"
             connection.execute(f"insert into published.{name} by name select * from working.{name}")
         connection.execute("detach published")
 
 
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-def _identifier(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _fsync(path: Path) -> None:
