@@ -20,7 +20,7 @@ from pipeline.errors import ConfigError, naming_options
 from pipeline.http import FetchResult, RetryPolicy, UpClient
 from pipeline.job_ids import Shard
 from pipeline.names import DATASET_NAME, PIPELINE_NAME
-from pipeline.run_options import RunSettings, is_local_duckdb
+from pipeline.run_options import RunSettings, is_local_duckdb, parse_shard
 from pipeline.settings import require_api_key, validate_base_url
 from pipeline.source import FetchPlan, FetchStats, up_jobs_source
 from pipeline.workspace import DUCKDB_MEMORY_LIMIT, Workspace
@@ -77,8 +77,7 @@ def make_workspace(target: WorkspaceTarget) -> Workspace:
         if target.shard is not None:
             raise naming_options(ConfigError, "{shard} needs a shared warehouse ({destination}); a DuckDB file has one writer at a time")
         return Workspace.for_duckdb(Path(target.db_path))
-    shard = target.shard if isinstance(target.shard, Shard) or target.shard is None else Shard.parse(target.shard)
-    return Workspace.for_warehouse(target.state_root or Path.cwd(), pipeline_name(shard))
+    return Workspace.for_warehouse(target.state_root or Path.cwd(), pipeline_name(parse_shard(target.shard)))
 
 
 DLT_COLUMNS_ON_ARROW_ROWS = {
