@@ -304,6 +304,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
 
 
+ARROW_POOL_VARIABLE = "ARROW_DEFAULT_MEMORY_POOL"
+
+
+def use_system_allocator_for_arrow() -> None:
+    """Arrow's buffers from the C library's malloc, not pyarrow's default mimalloc pool.
+
+    mimalloc keeps freed pages for reuse instead of returning them: at a million listed jobs
+    the parse, planning and normalize buffers stacked up to a 292-305 MB peak; with malloc they
+    are handed back and the run peaks at 265-268 MB, no slower (``python -m bench scale``).
+    Arrow reads the variable once, when pyarrow loads, so this must run before anything imports
+    it; and only in our own process (orchestrators keep their choice). A user's own setting wins.
+    """
+    if "pyarrow" not in sys.modules:
+        os.environ.setdefault(ARROW_POOL_VARIABLE, "system")
+
+
 def entry() -> int:
     """The ``up-jobs`` console script and ``python -m pipeline``: :func:`main`, then a quick exit.
 
@@ -315,6 +331,7 @@ def entry() -> int:
     Only at this edge: :func:`main` is also called in-process (tests, orchestrators), which must
     keep their collector.
     """
+    use_system_allocator_for_arrow()
     code = main()
     gc.freeze()
     return code

@@ -117,7 +117,7 @@ class JobList:
     def release_listing(self) -> None:
         """Drop the Arrow listing once planning has read it (tens of MB at a million jobs); the
         counts and problems stay."""
-        self.listing = self.listing.schema.empty_table()
+        self.listing = pa.Table.from_batches([], schema=self.listing.schema)  # schema.empty_table() imports pandas
 
     @property
     def jobs(self) -> list[JobRef]:
