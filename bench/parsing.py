@@ -17,8 +17,8 @@ from pathlib import Path
 
 CHILD = """
 import resource, sys, time
-from pipeline.cli import use_system_allocator_for_arrow
-use_system_allocator_for_arrow()  # as the up-jobs process does, before pyarrow loads
+from pipeline.cli import release_arrow_memory_to_the_system
+release_arrow_memory_to_the_system()  # as the up-jobs process does, before pyarrow loads
 from bench.peak import vm_hwm_mb
 from pipeline.job_ids import build_job_list
 started = time.monotonic()
