@@ -23,7 +23,6 @@ example does with ``max_active_runs=1``.
 
 
 import os
-import re
 import shutil
 import tempfile
 from contextlib import contextmanager
@@ -31,11 +30,12 @@ from typing import Any, Iterator
 
 import dagster as dg
 
-from pipeline import tables, warehouse
+from pipeline import tables, views, warehouse
+from pipeline.names import DATASET_NAME
 from pipeline.orchestration import prepare_tables, refresh_views, shard_pipeline, up_jobs
 
 TABLES = (tables.WORKFLOW_JOBS, tables.FETCH_ERRORS, tables.QUARANTINE, tables.RECOVERIES)
-GROUP = "telestream_up"
+GROUP = DATASET_NAME
 
 
 @contextmanager
@@ -80,8 +80,7 @@ def _load_shard_op(destination: str, shard: str | None) -> dg.OpDefinition:
 
 def _reads(sql: str, view: str) -> list[dg.AssetKey]:
     """The tables and views a view selects from, as asset keys (its lineage in Dagster's graph)."""
-    names = set(re.findall(rf"\b{GROUP}\.(\w+)", sql)) - {view}
-    return [dg.AssetKey([GROUP, name]) for name in sorted(names)]
+    return [dg.AssetKey([GROUP, name]) for name in sorted(views.references(sql, view))]
 
 
 def build_definitions(destination: str = "postgres", shards: int = 1, cron: str | None = "*/15 * * * *") -> dg.Definitions:

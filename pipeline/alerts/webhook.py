@@ -33,9 +33,9 @@ def validate_webhook_url(url: str) -> str:
     """https only (plain http for loopback, e.g. a local relay); the error never echoes the URL."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError("alerts.webhook_url (or --webhook) is not an http(s) URL")
+        raise ConfigError("the webhook URL (alerts.webhook_url, or the one the check was given) is not an http(s) URL")
     if parts.scheme == "http" and not is_loopback(parts.hostname):
-        raise ConfigError("alerts.webhook_url (or --webhook) must use https (plain http only for loopback)")
+        raise ConfigError("the webhook URL (alerts.webhook_url, or the one the check was given) must use https (plain http only for loopback)")
     return url
 
 
