@@ -104,16 +104,18 @@ def build_definitions(destination: str = "postgres", shards: int = 1, cron: str 
         ready = prepare_up_jobs_tables()
         return rows_loaded([load(tables_ready=ready) for load in shard_ops])
 
+    sources = warehouse.view_sources()  # in dependency order: Dagster wants a multi-asset's outputs so
     view_specs = [dg.AssetSpec(dg.AssetKey([GROUP, name]), group_name=GROUP, deps=_reads(sql, name))
-                  for name, sql in warehouse.view_sources().items()]
+                  for name, sql in sources.items()]
 
     @dg.multi_asset(specs=view_specs, name="up_jobs_views")
     def up_jobs_views() -> Iterator[dg.MaterializeResult]:
         """Every view in sql/, once, after every shard (translated to the destination's dialect)."""
         with own_dlt_data_dir("views"):
-            applied = refresh_views(shard_pipeline(destination))
-        for name in applied:
-            yield dg.MaterializeResult(asset_key=dg.AssetKey([GROUP, name]))
+            applied = set(refresh_views(shard_pipeline(destination)))  # in file order when none changed
+        for name in sources:
+            if name in applied:
+                yield dg.MaterializeResult(asset_key=dg.AssetKey([GROUP, name]))
 
     job = dg.define_asset_job("up_jobs", selection=dg.AssetSelection.assets(up_jobs_tables, up_jobs_views))
     schedules = [dg.ScheduleDefinition(job=job, cron_schedule=cron)] if cron else []
