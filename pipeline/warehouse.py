@@ -18,6 +18,7 @@ import dlt
 from dlt.common.destination import Destination
 from dlt.common.destination.exceptions import DestinationUndefinedEntity, UnknownDestinationModule
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
+from dlt.destinations.job_client_impl import SqlJobClientBase
 
 from pipeline import tables
 from pipeline.errors import naming_options
@@ -103,14 +104,27 @@ def lock_holder_message(client: Any, waited: float) -> str:
 
 
 def ensure_tables(pipeline: dlt.Pipeline) -> None:
-    """Create every table the views read, empty, so views apply even before the first error."""
+    """Create every table the views read, empty, so views apply even before the first error;
+    and again any the destination lost while the local schema still records it.
+
+    The second case is a dataset dropped, or the credentials pointed at a new database, with the
+    project's local pipeline folder kept: dlt then creates only the tables a load brings rows to
+    and stores the schema's version as current, so a table with no rows yet (``fetch_error_state``)
+    was never created again, and every later run failed applying the views that read it."""
     schema = pipeline.default_schema
     missing = [table for table in tables.empty_table_schemas() if table["name"] not in schema.tables]
-    if not missing:
-        return
     for table in missing:
         schema.update_table(table)
-    pipeline.sync_schema()
+    if missing:
+        pipeline.sync_schema()
+    if destination_kind(pipeline) == "duckdb":
+        return  # our working copy: a lost one is rebuilt from the published file before the run
+    with pipeline.destination_client() as client:
+        if not isinstance(client, SqlJobClientBase):
+            return  # a destination without information_schema: dlt's own migration is all there is
+        lost = [name for name, columns in client.get_storage_tables(schema.data_table_names()) if not columns]
+        if lost:
+            client.update_stored_schema(only_tables=lost, force=True)  # force: the version is stored, the tables are not
 
 
 def check_destination_name(name: str) -> None:

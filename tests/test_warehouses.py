@@ -144,3 +144,24 @@ def test_three_shards_at_once_into_postgres(tmp_path, postgres_database):
         assert all(result.returncode == 0 for result in again)
         assert emulator.query("select count(*), count(distinct id) from telestream_up.workflow_jobs") == [(150, 150)]
 
+
+
+@pytest.mark.skipif(not _POSTGRES, reason="no PostgreSQL at UP_JOBS_TEST_POSTGRES; .ci/run starts one")
+def test_a_dropped_dataset_is_rebuilt_by_the_next_run(tmp_path, postgres_database):
+    """The warehouse loses the dataset (dropped, or the credentials now name a new database) while
+    the project's local pipeline folder stays: the next run rebuilds every table and view on its
+    own. It used to fail on every run: dlt recreated only the tables that got rows, and
+    ``open_fetch_errors`` could not be applied without ``fetch_error_state``."""
+    import psycopg2
+
+    from tests.conftest import SECRET_KEY, start_emulator
+
+    for emulator in start_emulator(tmp_path, jobs=30, seed=5, api_key=SECRET_KEY, destination="postgres", dsn=postgres_database):
+        assert emulator.run().count("loaded") == 30
+        with psycopg2.connect(postgres_database) as connection, connection.cursor() as cursor:
+            cursor.execute("drop schema telestream_up cascade")
+        rebuilt = emulator.run()
+        assert rebuilt.count("loaded") == 30  # the dataset is empty again: every job is loaded again
+        assert emulator.query("select count(*) from telestream_up.fetch_error_state") == [(0,)]
+        assert emulator.query("select count(*) from telestream_up.open_fetch_errors") == [(0,)]
+        assert emulator.query("select sum(jobs) from telestream_up.workflow_duration_stats") == [(30,)]
