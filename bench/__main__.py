@@ -7,6 +7,7 @@
     python -m bench loading --jobs 100000 # load cost alone: dlt dicts/arrow vs a plain DuckDB insert
     python -m bench parsing --jobs 1000000  # parse and validate a jobs file of that many lines
     python -m bench scale --jobs 1000000 --fresh 10000 --latency-ms 0  # re-run over a million jobs, 1% to request
+    python -m bench scale --jobs 1000000 --latency-ms 0 --postgres postgresql://postgres:postgres@127.0.0.1:5432/postgres
     python -m bench publishing --jobs 100000  # publish cost alone: working copy → analysis file
     python -m bench readers --db up_jobs_demo.duckdb  # which DuckDB releases open the published file
 
@@ -234,6 +235,8 @@ def main() -> None:
     parser.add_argument("--rerun-jobs", type=int, default=100_000, help="jobs for the all-terminal re-run (0 = skip)")
     parser.add_argument("--fresh", type=int, default=10_000, help="`scale`: jobs to request among --jobs (the rest loaded terminal)")
     parser.add_argument("--memory-jobs", type=int, default=100_000, help="jobs for the L=0 memory run (0 = skip)")
+    parser.add_argument("--postgres", metavar="ADMIN_DSN", help="`scale`: into a scratch database on this PostgreSQL server "
+                        "(created and dropped), instead of the DuckDB file")
     args = parser.parse_args()
     modes = {"pipeline": bench_main, "faults": faults_main, "strategies": strategies_main, "loading": loading_main,
              "publishing": publishing_main, "readers": readers_main, "parsing": parsing_main,

@@ -31,8 +31,10 @@ def _env(base_url: str, concurrency: int, extra: dict[str, str] | None = None) -
     }
 
 
-def run_pipeline(base_url: str, jobs_file: Path, db: Path, concurrency: int, *extra: str, env: dict[str, str] | None = None) -> dict[str, Any]:
-    """One ``python -m pipeline run`` subprocess: wall seconds, exit code, its own peak RSS in MB."""
+def run_pipeline(base_url: str, jobs_file: Path, db: Path, concurrency: int, *extra: str, env: dict[str, str] | None = None,
+                 cwd: Path | None = None) -> dict[str, Any]:
+    """One ``python -m pipeline run`` subprocess: wall seconds, exit code, its own peak RSS in MB.
+    (``cwd``: where a warehouse run keeps its local pipeline folder.)"""
     started = time.monotonic()
     with tempfile.NamedTemporaryFile("r", suffix=".peak") as peak_file:
         process = subprocess.Popen(
@@ -41,6 +43,7 @@ def run_pipeline(base_url: str, jobs_file: Path, db: Path, concurrency: int, *ex
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,
+            cwd=cwd,
         )
         assert process.stdout is not None
         output = process.stdout.read()

@@ -3,8 +3,9 @@
     python -m bench scale --jobs 1000000 --fresh 10000 --latency-ms 0 --concurrency 32
 
 Builds the case: a seed run of the real pipeline creates the warehouse (tables, views, dlt
-state); then terminal rows with generated IDs are inserted by SQL into its working copy until
-it holds ``jobs - fresh`` of them; the jobs file lists all of them plus ``fresh`` jobs the
+state); then terminal rows with generated IDs are inserted by SQL into its working copy (or,
+with ``--postgres ADMIN_DSN``, into a scratch Postgres database) until it holds ``jobs - fresh``
+of them; the jobs file lists all of them plus ``fresh`` jobs the
 emulator serves and the warehouse has never seen. The re-run, a real ``up-jobs run``
 subprocess as cron starts it, must request exactly the fresh ones. Prints its wall time, peak
 RSS (its own VmHWM, bench/peak.py) and requests, and the jobs-file parse figures of the same file.
@@ -18,7 +19,10 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import duckdb
 
@@ -74,24 +78,77 @@ def write_scale_jobs_file(path: Path, store: JobStore, terminal_rows: int, workf
         writer.writerows([ref.workflow_id, ref.job_id, ref.space_id] for ref in refs[SEED_JOBS:])
 
 
+def build_postgres_warehouse(dsn: str, db: Path, base_url: str, store: JobStore, terminal_rows: int, concurrency: int) -> tuple[str, str]:
+    """As :func:`build_warehouse`, into Postgres (``--destination postgres``)."""
+    import psycopg2
+
+    seeded = run_pipeline(base_url, write_jobs_csv(store.refs()[:SEED_JOBS], db.parent / "seed.csv"), db, concurrency,
+                          "--destination", "postgres", env=postgres_env(dsn), cwd=db.parent)
+    if seeded["code"] != 0:
+        raise SystemExit(f"seed run failed (exit {seeded['code']}):\n{seeded['output']}")
+    started = time.monotonic()
+    terminal = ", ".join(f"'{state}'" for state in sorted(TERMINAL_STATES))
+    with psycopg2.connect(dsn) as connection, connection.cursor() as cursor:
+        cursor.execute(f"""
+            insert into {DATASET_NAME}.workflow_jobs
+            select (jsonb_populate_record(template, jsonb_build_object(
+                'id', 'scale' || lpad(i::text, 27, '0'), '_dlt_id', substr(md5(i::text), 1, 14)))).*
+            from {DATASET_NAME}.workflow_jobs as template, generate_series(0, {terminal_rows - SEED_JOBS - 1}) as i
+            where template.id = (select id from {DATASET_NAME}.workflow_jobs where state in ({terminal}) limit 1)
+        """)
+        cursor.execute(f"select count(*) from {DATASET_NAME}.workflow_jobs")
+        held = cursor.fetchone()[0]
+        cursor.execute(f"select workflow_id, space_id from {DATASET_NAME}.workflow_jobs where id like 'scale%' limit 1")
+        workflow_id, space_id = cursor.fetchone()
+    print(f"    warehouse (Postgres): {held:,} terminal rows ({time.monotonic() - started:.1f} s to insert)")
+    return workflow_id, space_id
+
+
+def postgres_env(dsn: str) -> dict[str, str]:
+    return {"DESTINATION__POSTGRES__CREDENTIALS": dsn}
+
+
+@contextmanager
+def scratch_database(admin_dsn: str) -> Iterator[str]:
+    """A new database on the server, dropped afterwards; yields its DSN."""
+    import psycopg2
+
+    name = f"up_jobs_bench_{uuid.uuid4().hex[:12]}"
+    admin = psycopg2.connect(admin_dsn)
+    admin.autocommit = True
+    admin.cursor().execute(f"create database {name}")
+    try:
+        yield admin_dsn.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        admin.cursor().execute(f"drop database if exists {name} with (force)")
+        admin.close()
+
+
 def measure(args: argparse.Namespace) -> None:
     fresh, total = args.fresh, args.jobs
     terminal_rows = total - fresh
-    print(f"scale: {total:,} configured jobs, {terminal_rows:,} already loaded terminal, {fresh:,} to request; "
+    where = "a scratch Postgres database" if args.postgres else "the DuckDB file"
+    print(f"scale: {total:,} configured jobs, {terminal_rows:,} already loaded terminal in {where}, {fresh:,} to request; "
           f"L={args.latency_ms:g}ms C={args.concurrency}")
-    with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory() as folder, ExitStack() as stack:
         tmp = Path(folder)
         store = JobStore(generate_jobs(SEED_JOBS + fresh, seed=11))
         store.advance(fraction=1.0, seed=12)  # the seed jobs are finished; the fresh ones are new to the warehouse
         db = tmp / "scale.duckdb"
-        with EmulatorServer(store, latency_ms=args.latency_ms) as server:
+        server = stack.enter_context(EmulatorServer(store, latency_ms=args.latency_ms))
+        if args.postgres:
+            dsn = stack.enter_context(scratch_database(args.postgres))
+            workflow_id, space_id = build_postgres_warehouse(dsn, db, server.base_url, store, terminal_rows, args.concurrency)
+            extra, env = ("--destination", "postgres"), postgres_env(dsn)
+        else:
             workflow_id, space_id = build_warehouse(db, server.base_url, store, terminal_rows, args.concurrency)
-            jobs_file = tmp / "jobs.csv"
-            write_scale_jobs_file(jobs_file, store, terminal_rows, workflow_id, space_id)
-            print(f"    jobs file: {total:,} lines, {jobs_file.stat().st_size / 1e6:.0f} MB")
-            before = store.total_requests
-            rerun = run_pipeline(server.base_url, jobs_file, db, args.concurrency)
-            requests = store.total_requests - before
+            extra, env = (), {}
+        jobs_file = tmp / "jobs.csv"
+        write_scale_jobs_file(jobs_file, store, terminal_rows, workflow_id, space_id)
+        print(f"    jobs file: {total:,} lines, {jobs_file.stat().st_size / 1e6:.0f} MB")
+        before = store.total_requests
+        rerun = run_pipeline(server.base_url, jobs_file, db, args.concurrency, *extra, env=env, cwd=tmp)
+        requests = store.total_requests - before
         print(f"[scale] re-run: wall {rerun['wall']:.2f} s (target < 15), peak RSS {rerun['rss_mb']:.0f} MB (target < 300), "
               f"requests {requests:,} (expected {fresh:,}), exit {rerun['code']}")
         for line in rerun["output"].splitlines():

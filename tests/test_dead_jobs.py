@@ -52,7 +52,9 @@ def _requests(emulator, ref: JobRef) -> int:
     return emulator.store.attempts(ref.path())
 
 
-def test_a_404_job_backs_off_then_is_retried_then_recovers(emulator):
+def test_a_404_job_backs_off_then_is_retried_then_recovers(any_emulator):
+    """On DuckDB and on Postgres (where the planner reads the error state through a CSV export)."""
+    emulator = any_emulator
     ghost = JobRef("demo-space", "wf-ghost", "0" * 32)
     write_jobs_csv([*emulator.store.refs(), ghost], emulator.jobs_file)
     run = lambda **options: emulator.run(settings=SETTINGS, **options)  # noqa: E731

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import duckdb
+import pytest
+
+from tests.conftest import _POSTGRES
 
 
 def test_a_dropped_jobs_table_is_an_error_and_the_runs_recover(emulator):
@@ -24,3 +27,40 @@ def test_a_dropped_jobs_table_is_an_error_and_the_runs_recover(emulator):
     assert emulator.query("select count(*) from telestream_up.workflow_jobs") == [(60,)]
     healed = emulator.run()
     assert not healed.config_problems and healed.skipped_terminal == healed.listed - healed.stats.fetched
+
+
+@pytest.mark.skipif(not _POSTGRES, reason="no PostgreSQL at UP_JOBS_TEST_POSTGRES; .ci/run starts one")
+def test_postgres_state_reaches_the_planner_exactly_whatever_the_session_style(tmp_path, postgres_database):
+    """The planner reads Postgres' state tables through a CSV export (``COPY``): every timestamp
+    arrives to the microsecond and every row as it is, even in a database whose sessions default
+    to another time zone and date style."""
+    import psycopg2
+
+    from pipeline.planning import _planner
+    from pipeline.runner import RunOptions, make_pipeline, make_workspace
+    from tests.conftest import SECRET_KEY, start_emulator
+
+    for emulator in start_emulator(tmp_path, jobs=40, seed=9, api_key=SECRET_KEY, destination="postgres", dsn=postgres_database):
+        emulator.run()
+        name = postgres_database.rsplit("/", 1)[1]
+        with psycopg2.connect(postgres_database) as connection, connection.cursor() as cursor:
+            cursor.execute(f"alter database {name} set timezone to 'America/St_Johns'")  # UTC-03:30
+            cursor.execute(f"alter database {name} set datestyle to 'SQL, DMY'")
+            cursor.execute("insert into telestream_up.fetch_error_state (space_id, workflow_id, job_id, error_kind, "
+                           "consecutive_failures, first_failed_at, last_failed_at, next_attempt_at, _dlt_id, _dlt_load_id) values "
+                           "('s', 'w', 'j,\"quoted\"', 'not_found', 3, '2026-01-02 03:04:05.000001+00', "
+                           "'2026-01-02 03:04:05.999999+00', '2026-02-28 23:59:59.5+00', 'x', '1')")
+        with psycopg2.connect(postgres_database) as connection, connection.cursor() as cursor:
+            cursor.execute("select id, updated_at, state from telestream_up.workflow_jobs")
+            held = set(cursor.fetchall())
+            cursor.execute("select job_id, error_kind, http_status, consecutive_failures, first_failed_at, last_failed_at, "
+                           "next_attempt_at from telestream_up.fetch_error_state")
+            errors = set(cursor.fetchall())
+        pipeline = make_pipeline(make_workspace(RunOptions(db_path=emulator.db, destination="postgres")), "postgres")
+        with _planner(pipeline, []) as (connection, names):
+            planned = set(connection.execute(f"select id, updated_at, state from {names['workflow_jobs']}").fetchall())
+            planned_errors = set(connection.execute(
+                "select job_id, error_kind, http_status, consecutive_failures, first_failed_at, last_failed_at, "
+                f"next_attempt_at from {names['error_state']}").fetchall())
+        assert len(held) == 40 and planned == held
+        assert len(errors) == 1 and planned_errors == errors
