@@ -156,10 +156,19 @@ def test_a_dropped_dataset_is_rebuilt_by_the_next_run(tmp_path, postgres_databas
 
     from tests.conftest import SECRET_KEY, start_emulator
 
-    for emulator in start_emulator(tmp_path, jobs=30, seed=5, api_key=SECRET_KEY, destination="postgres", dsn=postgres_database):
-        assert emulator.run().count("loaded") == 30
+    from pipeline.orchestration import prepare_tables
+
+    def drop_dataset() -> None:
         with psycopg2.connect(postgres_database) as connection, connection.cursor() as cursor:
             cursor.execute("drop schema telestream_up cascade")
+
+    for emulator in start_emulator(tmp_path, jobs=30, seed=5, api_key=SECRET_KEY, destination="postgres", dsn=postgres_database):
+        assert emulator.run().count("loaded") == 30
+        drop_dataset()  # an orchestrator prepares the tables before any shard loads: that alone rebuilds them
+        prepare_tables(make_pipeline(make_workspace(RunOptions(db_path=emulator.db, destination="postgres")), "postgres"))
+        assert emulator.query("select count(*) from telestream_up.fetch_error_state") == [(0,)]
+        assert emulator.query("select count(*) from telestream_up._dlt_version")[0][0] >= 1
+        drop_dataset()  # the CLI's run: its load recreates the dataset, then the run creates what the load did not
         rebuilt = emulator.run()
         assert rebuilt.count("loaded") == 30  # the dataset is empty again: every job is loaded again
         assert emulator.query("select count(*) from telestream_up.fetch_error_state") == [(0,)]
