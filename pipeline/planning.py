@@ -11,6 +11,7 @@ scans; on another warehouse they are streamed into that in-memory DuckDB.
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import tempfile
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -184,7 +185,7 @@ def _planner(pipeline: dlt.Pipeline, problems: list[ConfigProblem]) -> Iterator[
             return
         import duckdb
 
-        with tempfile.TemporaryDirectory(prefix="up-jobs-plan-") as folder, duckdb.connect(
+        with _plan_folder(pipeline) as folder, duckdb.connect(
             config={"memory_limit": PLANNER_MEMORY_LIMIT, "threads": 1, "temp_directory": folder}
         ) as local:
             names = {}
@@ -198,6 +199,17 @@ def _planner(pipeline: dlt.Pipeline, problems: list[ConfigProblem]) -> Iterator[
             yield local, names
 
 
+def _plan_folder(pipeline: dlt.Pipeline) -> tempfile.TemporaryDirectory[str]:
+    """The exported files' and DuckDB's spill folder, in the pipeline's own local folder: on disk
+    and ours, where ``$TMPDIR`` may be memory (tmpfs) or read-only. About 80 bytes per held job;
+    one a killed run left behind is removed by the next (runs of a pipeline hold its lock)."""
+    root = Path(pipeline.working_dir)
+    for leftover in root.glob(PLAN_FOLDER_PREFIX + "*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+    return tempfile.TemporaryDirectory(prefix=PLAN_FOLDER_PREFIX, dir=root)
+
+
+PLAN_FOLDER_PREFIX = "up-jobs-plan-"
 PLANNER_MEMORY_LIMIT = "64MB"
 """The in-memory planner's cap, as the DuckDB working copy's: what does not fit spills to the
 temporary folder (the decision completed at 3,000,000 jobs on Postgres, 417 MB peak, and at
@@ -220,10 +232,7 @@ def _exported(client: Any, key: str, table: str, path: Path) -> str:
     (``python -m bench scale --postgres ...``): read state 2.9 -> 1.7 s, the run's peak RSS
     513 -> 287 MB. Timestamps go as UTC text with their offset, exact to the microsecond
     whatever the session's time zone or date style."""
-    columns = [
-        f"to_char({name} at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'" if kind == "timestamptz" else name
-        for name, kind in STATE_COLUMNS[key].items()
-    ]
+    columns = [_exported_column(name, kind) for name, kind in STATE_COLUMNS[key].items()]
     with open(path, "w", encoding="utf-8") as handle:
         client.native_connection.cursor().copy_expert(
             f"copy ({_state_query(client, key, table, ', '.join(columns))}) to stdout with (format csv)", handle
@@ -232,6 +241,22 @@ def _exported(client: Any, key: str, table: str, path: Path) -> str:
     return (f"(select * from read_csv({sql_quote.literal(str(path))}, header = false, columns = {{{types}}}, "
             "quote = '\"', escape = '\"', allow_quoted_nulls = false, auto_detect = false, "
             f"max_line_size = {CSV_BUFFER_BYTES}, buffer_size = {CSV_BUFFER_BYTES}))")
+
+
+def _exported_column(name: str, kind: str) -> str:
+    """One column as Postgres writes it for the planner.
+
+    Timestamps: UTC text with the offset; ``infinity`` as itself (``to_char`` makes it NULL, and
+    a NULL ``next_attempt_at`` means "request now": a job parked by hand would be retried).
+    ``state`` comes from the API and is cut to 256 characters: no state is near that long, and
+    one line longer than the reader's buffer would fail every run's planning."""
+    if kind == "timestamptz":
+        return (f"case when isfinite({name}) then to_char({name} at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00' "
+                f"else {name}::text end")
+    return f"left({name}, {MAX_STATE_CHARS})" if name == "state" else name
+
+
+MAX_STATE_CHARS = 256
 
 
 def _copied(client: Any, local: Any, key: str, table: str) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import duckdb
 import pytest
 
@@ -33,7 +35,8 @@ def test_a_dropped_jobs_table_is_an_error_and_the_runs_recover(emulator):
 def test_postgres_state_reaches_the_planner_exactly_whatever_the_session_style(tmp_path, postgres_database):
     """The planner reads Postgres' state tables through a CSV export (``COPY``): every timestamp
     arrives to the microsecond and every row as it is, even in a database whose sessions default
-    to another time zone and date style."""
+    to another time zone and date style; a job parked until ``infinity`` stays parked, a 2 MB
+    state cannot break the CSV reader, and the files a killed run left are cleared."""
     import psycopg2
 
     from pipeline.planning import _planner
@@ -50,17 +53,32 @@ def test_postgres_state_reaches_the_planner_exactly_whatever_the_session_style(t
                            "consecutive_failures, first_failed_at, last_failed_at, next_attempt_at, _dlt_id, _dlt_load_id) values "
                            "('s', 'w', 'j,\"quoted\"', 'not_found', 3, '2026-01-02 03:04:05.000001+00', "
                            "'2026-01-02 03:04:05.999999+00', '2026-02-28 23:59:59.5+00', 'x', '1')")
+            cursor.execute("insert into telestream_up.fetch_error_state (space_id, workflow_id, job_id, error_kind, "
+                           "next_attempt_at, _dlt_id, _dlt_load_id) values ('s', 'w', 'parked', 'not_found', 'infinity', 'y', '1')")
+            cursor.execute("update telestream_up.workflow_jobs set state = repeat('x', 2000000) "
+                           "where id = (select min(id) from telestream_up.workflow_jobs) returning id")
+            odd_job = cursor.fetchone()[0]  # a 2 MB state: longer than the CSV reader's line limit
         with psycopg2.connect(postgres_database) as connection, connection.cursor() as cursor:
-            cursor.execute("select id, updated_at, state from telestream_up.workflow_jobs")
+            cursor.execute(f"select id, updated_at, state from telestream_up.workflow_jobs where id <> '{odd_job}'")
             held = set(cursor.fetchall())
             cursor.execute("select job_id, error_kind, http_status, consecutive_failures, first_failed_at, last_failed_at, "
-                           "next_attempt_at from telestream_up.fetch_error_state")
-            errors = set(cursor.fetchall())
+                           "next_attempt_at from telestream_up.fetch_error_state where job_id <> 'parked'")
+            errors = set(cursor.fetchall())  # psycopg2 cannot read infinity: the parked job is read apart
         pipeline = make_pipeline(make_workspace(RunOptions(db_path=emulator.db, destination="postgres")), "postgres")
+        killed = Path(pipeline.working_dir) / "up-jobs-plan-killed"  # what a run killed while planning leaves
+        killed.mkdir()
+        (killed / "workflow_jobs.csv").write_text("x" * 1000)
         with _planner(pipeline, []) as (connection, names):
-            planned = set(connection.execute(f"select id, updated_at, state from {names['workflow_jobs']}").fetchall())
+            assert not killed.exists() and len(list(Path(pipeline.working_dir).glob("up-jobs-plan-*"))) == 1
+            planned = set(connection.execute(f"select id, updated_at, state from {names['workflow_jobs']} where id <> $id",
+                                             {"id": odd_job}).fetchall())
             planned_errors = set(connection.execute(
                 "select job_id, error_kind, http_status, consecutive_failures, first_failed_at, last_failed_at, "
-                f"next_attempt_at from {names['error_state']}").fetchall())
-        assert len(held) == 40 and planned == held
+                f"next_attempt_at from {names['error_state']} where job_id <> 'parked'").fetchall())
+            parked = connection.execute(f"select next_attempt_at = 'infinity' from {names['error_state']} where job_id = 'parked'").fetchall()
+            odd = connection.execute(f"select length(state) from {names['workflow_jobs']} where id = $id", {"id": odd_job}).fetchall()
+        assert len(held) == 39 and planned == held
         assert len(errors) == 1 and planned_errors == errors
+        assert parked == [(True,)]  # still parked, not "request now"
+        assert odd == [(256,)]
+        assert not list(Path(pipeline.working_dir).glob("up-jobs-plan-*"))  # the exported files went with the plan

@@ -154,9 +154,8 @@ def test_a_dropped_dataset_is_rebuilt_by_the_next_run(tmp_path, postgres_databas
     ``open_fetch_errors`` could not be applied without ``fetch_error_state``."""
     import psycopg2
 
-    from tests.conftest import SECRET_KEY, start_emulator
-
     from pipeline.orchestration import prepare_tables
+    from tests.conftest import SECRET_KEY, start_emulator
 
     def drop_dataset() -> None:
         with psycopg2.connect(postgres_database) as connection, connection.cursor() as cursor:
