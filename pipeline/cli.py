@@ -314,14 +314,27 @@ def release_arrow_memory_to_the_system() -> None:
     At a million listed jobs the parse, planning and normalize buffers stacked up under
     mimalloc to a 290-305 MB peak of the re-run; 267-268 MB with jemalloc (265-268 MB with
     malloc, which however costs parsing the million-line file 201 MB against jemalloc's 176 MB),
-    no slower (``python -m bench scale``, ``python -m bench parsing``). pyarrow's Linux wheels
-    carry jemalloc; elsewhere malloc, which every build has (an unknown name makes Arrow warn).
+    no slower (``python -m bench scale``, ``python -m bench parsing``). jemalloc where the build
+    has it (pyarrow's x86_64 manylinux wheels), else malloc, which every build has: a name the
+    build lacks makes Arrow print a warning on every run, and keep mimalloc.
     Arrow reads the variable once, when pyarrow loads (``pyarrow.set_memory_pool`` later does not
     reach its C++ code), so this runs before anything imports it, and only in our own process:
     orchestrators keep their choice. A user's own setting wins.
     """
     if "pyarrow" not in sys.modules:
-        os.environ.setdefault(ARROW_POOL_VARIABLE, "jemalloc" if sys.platform == "linux" else "system")
+        os.environ.setdefault(ARROW_POOL_VARIABLE, "jemalloc" if _pyarrow_has_jemalloc() else "system")
+
+
+def _pyarrow_has_jemalloc() -> bool:
+    """From the installed wheel's tags, without loading pyarrow (which would fix the pool)."""
+    import importlib.metadata
+    import re
+
+    try:
+        wheel = importlib.metadata.distribution("pyarrow").read_text("WHEEL") or ""
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return re.search(r"^Tag: \S*manylinux\S*_x86_64\s*$", wheel, re.MULTILINE) is not None
 
 
 def entry() -> int:

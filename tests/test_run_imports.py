@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import subprocess
 import sys
 
@@ -63,13 +64,15 @@ def _arrow_pool_of_a_run(tmp_path, **variables: str) -> str:
     result = subprocess.run([sys.executable, "-c", ENTRY], cwd=tmp_path, env={**env, **variables, "PYTHONPATH": str(REPO)},
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2, result.stderr  # got as far as reading the job list: pyarrow was loaded
+    assert "Unsupported backend" not in result.stderr  # what Arrow prints, every run, for a pool its build lacks
     return result.stdout.strip().splitlines()[-1]
 
 
 def test_the_up_jobs_process_gives_arrow_memory_back_to_the_system(tmp_path):
     """pyarrow's default mimalloc pool keeps what a million-job run frees (290-305 MB peak against
     267-268 MB with jemalloc, bench scale); the variable must be set before pyarrow loads."""
-    assert _arrow_pool_of_a_run(tmp_path) == ("pool: jemalloc" if sys.platform == "linux" else "pool: system")
+    on_a_jemalloc_wheel = sys.platform == "linux" and platform.machine() == "x86_64"  # pyarrow's manylinux x86_64 wheels
+    assert _arrow_pool_of_a_run(tmp_path) == ("pool: jemalloc" if on_a_jemalloc_wheel else "pool: system")
 
 
 def test_a_users_own_arrow_pool_setting_wins(tmp_path):
