@@ -199,6 +199,23 @@ def _planner(pipeline: dlt.Pipeline, problems: list[ConfigProblem]) -> Iterator[
             yield local, names
 
 
+PLAN_FOLDER_PREFIX = "up-jobs-plan-"
+PLANNER_MEMORY_LIMIT = "64MB"
+"""The in-memory planner's cap, as the DuckDB working copy's: what does not fit spills to the
+temporary folder (on Postgres the run completed at 3,000,000 jobs, 417 MB peak; the decision
+query alone, on a DuckDB file, at 10,000,000). Lower is a trap, not a saving: at 32 MB the
+query fails outright at 1,000,000-3,000,000 jobs ("could not allocate block"), every run."""
+
+
+CSV_BUFFER_BYTES = 1 << 20
+"""DuckDB's CSV reader takes 32 MB buffers by default: two of them alone filled the planner's
+memory limit. A state row is under 1 KB (IDs, a state, timestamps)."""
+
+
+MAX_STATE_CHARS = 256
+"""``state`` as the planner reads it from Postgres (see :func:`_exported_column`)."""
+
+
 def _plan_folder(pipeline: dlt.Pipeline) -> tempfile.TemporaryDirectory[str]:
     """The exported files' and DuckDB's spill folder, in the pipeline's own local folder: on disk
     and ours, where ``$TMPDIR`` may be memory (tmpfs) or read-only. About 80 bytes per held job;
@@ -209,21 +226,8 @@ def _plan_folder(pipeline: dlt.Pipeline) -> tempfile.TemporaryDirectory[str]:
     return tempfile.TemporaryDirectory(prefix=PLAN_FOLDER_PREFIX, dir=root)
 
 
-PLAN_FOLDER_PREFIX = "up-jobs-plan-"
-PLANNER_MEMORY_LIMIT = "64MB"
-"""The in-memory planner's cap, as the DuckDB working copy's: what does not fit spills to the
-temporary folder (the decision completed at 3,000,000 jobs on Postgres, 417 MB peak, and at
-10,000,000 alone). Lower is a trap, not a saving: at 32 MB the query fails outright at
-1,000,000-3,000,000 jobs ("could not allocate block"), and every later run with it."""
-
-
 def _state_query(client: Any, key: str, table: str, columns: str | None = None) -> str:
     return f"select {columns or ', '.join(STATE_COLUMNS[key])} from {client.make_qualified_table_name(table)}{_ONLY_OPEN.get(key, '')}"
-
-
-CSV_BUFFER_BYTES = 1 << 20
-"""DuckDB's CSV reader takes 32 MB buffers by default: two of them alone filled the planner's
-memory limit. A state row is under 1 KB (IDs, a state, timestamps)."""
 
 
 def _exported(client: Any, key: str, table: str, path: Path) -> str:
@@ -254,9 +258,6 @@ def _exported_column(name: str, kind: str) -> str:
         return (f"case when isfinite({name}) then to_char({name} at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00' "
                 f"else {name}::text end")
     return f"left({name}, {MAX_STATE_CHARS})" if name == "state" else name
-
-
-MAX_STATE_CHARS = 256
 
 
 def _copied(client: Any, local: Any, key: str, table: str) -> str:
