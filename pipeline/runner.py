@@ -82,7 +82,8 @@ def execute(
                    f"on {settings.destination} let the orchestrator run one shard's load at a time")
         summary.config_problems.append(ConfigProblem("shard", message, is_error=False))
     with workspace.lock(settings.lock_timeout_seconds), dlt_columns_on_arrow_rows():
-        workspace.prepare()
+        for repair in workspace.prepare():  # what it set aside so that this run could proceed
+            summary.config_problems.append(ConfigProblem(str(workspace.state_dir), repair, is_error=False))
         pipeline = make_pipeline(workspace, settings.destination, settings.shard)
         if summary.destination:
             warehouse.check_connection(pipeline)  # a refused login is a configuration error (exit 2)

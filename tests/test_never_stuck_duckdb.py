@@ -1,0 +1,83 @@
+"""Never stuck on the local DuckDB path: whatever a crash or a full disk leaves in ``<db>.work``,
+the next cron run proceeds on its own, says what it set aside, and loses no job.
+
+Each case damages the state of a real setup (runs over HTTP against the emulator into real DuckDB
+files), as a crash or a full disk leaves it; before the fix behind each, every later run failed.
+"""
+
+from __future__ import annotations
+
+import json
+
+import duckdb
+
+from pipeline.workspace import Workspace
+
+
+def _current(emulator) -> bool:
+    """The published file holds every job at the version the API has now, and the views answer."""
+    want = {ref.job_id: emulator.store.get(ref)["updated_at"][:19] for ref in emulator.store.refs()}
+    with duckdb.connect(str(emulator.db), read_only=True) as connection:
+        held = dict(connection.sql("select id, strftime(updated_at, '%Y-%m-%dT%H:%M:%S') from telestream_up.workflow_jobs").fetchall())
+        connection.sql("select count(*) from telestream_up.open_fetch_errors").fetchall()
+    return held == want
+
+
+def _warnings(summary) -> list[str]:
+    return [problem.message for problem in summary.config_problems if not problem.is_error]
+
+
+def test_an_emptied_dlt_state_or_schema_file_is_set_aside_and_the_state_restored(emulator):
+    """dlt renames its state and schema files into place without fsync: a crash can leave one empty.
+    dlt then failed to parse it at every run (JSONDecodeError, exit 1 forever)."""
+    workspace = Workspace.for_duckdb(emulator.db)
+    emulator.run()
+    for damaged in ("state.json", "schemas/up_jobs.schema.json"):
+        (workspace.pipelines_dir / "up_jobs" / damaged).write_bytes(b"")
+        emulator.store.advance(fraction=0.5, seed=len(damaged))
+        summary = emulator.run()
+        assert summary.failed == 0 and _current(emulator)
+        assert any(f"dlt's {damaged} could not be read" in warning for warning in _warnings(summary)), summary.config_problems
+        kept = list(workspace.state_dir.glob(f"pipelines.unreadable-*/up_jobs/{damaged}"))
+        assert kept and kept[0].read_bytes() == b""  # kept for a look, out of dlt's way
+        assert json.loads((workspace.pipelines_dir / "up_jobs" / damaged).read_text())  # dlt wrote a good one again
+    assert not _warnings(emulator.run())
+
+
+def test_a_working_copy_cut_short_is_rebuilt_and_with_no_file_left_dlt_starts_afresh(emulator):
+    """A working copy cut short (a full disk) opens in DuckDB, and every load then failed reading a
+    block past its end. With it and the published file both gone, dlt's local state still said
+    the tables existed: it created only those a load brought rows to, and applying the views
+    failed at every run (fetch_error_state missing)."""
+    workspace = Workspace.for_duckdb(emulator.db)
+    emulator.run()
+    data = workspace.work_db.read_bytes()
+    workspace.work_db.write_bytes(data[: len(data) // 2])
+    emulator.store.advance(fraction=0.5, seed=1)
+    summary = emulator.run()
+    assert summary.failed == 0 and _current(emulator)
+    assert any("the working copy could not be read" in warning for warning in _warnings(summary))
+
+    workspace.work_db.unlink()
+    emulator.db.unlink()
+    emulator.store.advance(fraction=0.5, seed=2)
+    before = emulator.store.total_requests
+    summary = emulator.run()
+    assert summary.failed == 0 and _current(emulator)
+    assert emulator.store.total_requests - before == len(emulator.store.refs())  # every job fetched again
+    assert any("dlt's pipeline folder" in warning for warning in _warnings(summary))
+    assert list(workspace.state_dir.glob("pipelines.without-data-*/up_jobs/state.json"))
+    assert not _warnings(emulator.run())
+
+
+def test_a_published_record_with_a_count_that_is_not_a_number_is_replaced(emulator):
+    """published.json is valid JSON naming the published file exactly, but its count is a string:
+    every publish failed on it (exit 1 forever); it is now treated as no record (a full copy)."""
+    emulator.run()
+    record_path = Workspace.for_duckdb(emulator.db).state_dir / "published.json"
+    record = json.loads(record_path.read_text())
+    record_path.write_text(json.dumps({**record, "publishes_since_full_copy": "7"}))
+    emulator.store.advance(fraction=0.5, seed=3)
+    summary = emulator.run()
+    assert summary.failed == 0 and _current(emulator)
+    assert json.loads(record_path.read_text())["publishes_since_full_copy"] == 0  # a full copy, recorded again
