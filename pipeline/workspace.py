@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import itertools
 import json
 import os
 import shutil
@@ -52,6 +53,13 @@ def _opens(path: Path) -> bool:
 
 DUCKDB_HEADER_BYTES = 3 * 4096
 """A DuckDB file's main header and its two database headers, before the first block."""
+
+
+def _unused(prefix: Path) -> Path:
+    """``<prefix>-<UTC time>``, numbered when a path of that name exists (two in one second)."""
+    stamped = prefix.with_name(f"{prefix.name}-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}")
+    candidates = (stamped.with_name(f"{stamped.name}-{number}") for number in itertools.count(2))
+    return stamped if not stamped.exists() else next(path for path in candidates if not path.exists())
 
 
 def _readable_json_object(path: Path) -> bool:
@@ -115,14 +123,16 @@ class Workspace:
         repairs = self.set_aside_unreadable_pipelines()
         if self.db_path is None:
             return repairs
-        stamp = time.strftime("%Y%m%dT%H%M%S")
         if self.work_db.exists() and not self.working_copy_as_published() and not _opens(self.work_db):
-            kept = self.work_db.with_name(f"work.duckdb.unreadable-{stamp}")
+            kept = _unused(self.work_db.with_name("work.duckdb.unreadable"))
             self.work_db.rename(kept)
             self.work_db.with_name("work.duckdb.wal").unlink(missing_ok=True)
             repairs.append(f"the working copy could not be read; moved to {kept}")
         if self.work_db.exists():
             return repairs
+        # a WAL whose database is gone (deleted by hand after a crash) applies to no other file:
+        # DuckDB refuses to open a new working copy beside it ("WAL does not match database")
+        self.work_db.with_name("work.duckdb.wal").unlink(missing_ok=True)
         if self.db_path.exists() and _opens(self.db_path):
             seed = self.work_db.with_name(f".{self.work_db.name}.{os.getpid()}.tmp")
             try:
@@ -136,7 +146,7 @@ class Workspace:
         if self.pipelines_dir.is_dir() and any(self.pipelines_dir.iterdir()):
             # dlt's state describes tables that went with both files: with it, dlt would create only
             # the tables a load brings rows to, and the views reading the others failed every run
-            kept = self.state_dir / f"pipelines.without-data-{stamp}"
+            kept = _unused(self.state_dir / "pipelines.without-data")
             self.pipelines_dir.rename(kept)
             repairs.append(f"no working copy and no published file to rebuild it from: dlt's pipeline folder, "
                            f"whose state described them, moved to {kept}; every job is fetched again")
@@ -159,8 +169,8 @@ class Workspace:
                 files.append(folder / "state.json")
             unreadable = [path for path in files if not _readable_json_object(path)]
             if unreadable:
-                kept = self.state_dir / f"pipelines.unreadable-{time.strftime('%Y%m%dT%H%M%S')}" / folder.name
-                kept.parent.mkdir(exist_ok=True)
+                kept = _unused(self.state_dir / "pipelines.unreadable") / folder.name
+                kept.parent.mkdir()
                 folder.rename(kept)
                 repairs.append(f"dlt's {unreadable[0].relative_to(folder)} could not be read; its pipeline folder moved to "
                                f"{kept}, the state is restored from the destination")

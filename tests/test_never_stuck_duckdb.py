@@ -39,7 +39,7 @@ def test_an_emptied_dlt_state_or_schema_file_is_set_aside_and_the_state_restored
         assert summary.failed == 0 and _current(emulator)
         assert any(f"dlt's {damaged} could not be read" in warning for warning in _warnings(summary)), summary.config_problems
         kept = list(workspace.state_dir.glob(f"pipelines.unreadable-*/up_jobs/{damaged}"))
-        assert kept and kept[0].read_bytes() == b""  # kept for a look, out of dlt's way
+        assert any(path.read_bytes() == b"" for path in kept)  # kept for a look, out of dlt's way
         assert json.loads((workspace.pipelines_dir / "up_jobs" / damaged).read_text())  # dlt wrote a good one again
     assert not _warnings(emulator.run())
 
@@ -81,3 +81,28 @@ def test_a_published_record_with_a_count_that_is_not_a_number_is_replaced(emulat
     summary = emulator.run()
     assert summary.failed == 0 and _current(emulator)
     assert json.loads(record_path.read_text())["publishes_since_full_copy"] == 0  # a full copy, recorded again
+
+
+LEAVE_A_WAL = """
+import duckdb, os, sys
+connection = duckdb.connect(sys.argv[1])
+connection.execute("create table main.scratch as select 1 as a")
+os._exit(0)  # killed before a checkpoint: the WAL stays
+"""
+
+
+def test_a_wal_left_without_its_working_copy_is_removed_before_the_copy_is_reseeded(emulator):
+    """Someone deletes the working copy after a crash left its WAL: the copy reseeded from the
+    published file failed to open beside that WAL ("WAL does not match database"), one run lost."""
+    import subprocess
+    import sys
+
+    workspace = Workspace.for_duckdb(emulator.db)
+    emulator.run()
+    subprocess.run([sys.executable, "-c", LEAVE_A_WAL, str(workspace.work_db)], check=True, timeout=60)
+    wal = workspace.work_db.with_name("work.duckdb.wal")
+    assert wal.exists()
+    workspace.work_db.unlink()
+    emulator.store.advance(fraction=0.5, seed=4)
+    summary = emulator.run()
+    assert summary.failed == 0 and _current(emulator)
