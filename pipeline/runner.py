@@ -112,7 +112,7 @@ def _fetch_and_load(
     """
     started = time.monotonic()
     loader = Loader(pipeline, workspace, summary, settings)
-    if pipeline.has_pending_data:  # a previous run died after extracting: finish its work first
+    if loader.has_pending_data():  # a previous run died after extracting: finish its work first
         with warehouse.load_lock(pipeline, settings.lock_timeout_seconds, summary.timings):
             loader.load_or_set_aside(refs=())
     plan, counts = plan_fetch(pipeline, jobs, settings.refresh, settings.retry_errors, settings.backoff, summary.config_problems)

@@ -106,3 +106,27 @@ def test_a_wal_left_without_its_working_copy_is_removed_before_the_copy_is_resee
     emulator.store.advance(fraction=0.5, seed=4)
     summary = emulator.run()
     assert summary.failed == 0 and _current(emulator)
+
+
+def test_a_pending_package_whose_state_file_a_crash_emptied_is_set_aside_at_once(emulator, tmp_path):
+    """Killed between normalize and load, with the package's load_package_state.json left empty:
+    dlt failed parsing it in ``has_pending_data``, outside any step, at every run (exit 1 forever)."""
+    import signal
+
+    from tests.cli_runner import up_jobs_process
+
+    workspace = Workspace.for_duckdb(emulator.db)
+    emulator.run()
+    emulator.store.advance(fraction=0.7, seed=5)
+    killed = up_jobs_process("run", "--jobs-file", str(emulator.jobs_file), env={**emulator.env(), "UP_JOBS_KILL_AT": "normalized"},
+                             cwd=tmp_path)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    states = list(workspace.pipelines_dir.glob("up_jobs/load/normalized/*/load_package_state.json"))
+    assert states
+    for state in states:
+        state.write_bytes(b"")
+    summary = emulator.run()
+    assert summary.set_aside and "load_package_state.json" in summary.set_aside[0].cause
+    assert _current(emulator)  # the package's jobs, not held, were fetched again in the same run
+    again = emulator.run()
+    assert not again.set_aside and not again.has_problems
