@@ -359,8 +359,11 @@ def _fsync(path: Path) -> None:
 
 
 def _remove_database_file(path: Path) -> None:
-    path.unlink(missing_ok=True)
-    path.with_name(path.name + ".wal").unlink(missing_ok=True)
+    """Best effort: on a read-only folder even removing a file that was never made fails (EROFS),
+    which hid the reason the publish failed; what stays is removed when the next run starts."""
+    for file in (path, path.with_name(path.name + ".wal")):
+        with suppress(OSError):
+            file.unlink(missing_ok=True)
 
 
 def _reason(error: BaseException) -> str:

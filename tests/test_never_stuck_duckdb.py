@@ -8,10 +8,16 @@ files), as a crash or a full disk leaves it; before the fix behind each, every l
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 
 import duckdb
+import pytest
 
 from pipeline.workspace import Workspace
+from tests.cli_runner import up_jobs, up_jobs_process
 
 
 def _current(emulator) -> bool:
@@ -94,9 +100,6 @@ os._exit(0)  # killed before a checkpoint: the WAL stays
 def test_a_wal_left_without_its_working_copy_is_removed_before_the_copy_is_reseeded(emulator):
     """Someone deletes the working copy after a crash left its WAL: the copy reseeded from the
     published file failed to open beside that WAL ("WAL does not match database"), one run lost."""
-    import subprocess
-    import sys
-
     workspace = Workspace.for_duckdb(emulator.db)
     emulator.run()
     subprocess.run([sys.executable, "-c", LEAVE_A_WAL, str(workspace.work_db)], check=True, timeout=60)
@@ -111,10 +114,6 @@ def test_a_wal_left_without_its_working_copy_is_removed_before_the_copy_is_resee
 def test_a_pending_package_whose_state_file_a_crash_emptied_is_set_aside_at_once(emulator, tmp_path):
     """Killed between normalize and load, with the package's load_package_state.json left empty:
     dlt failed parsing it in ``has_pending_data``, outside any step, at every run (exit 1 forever)."""
-    import signal
-
-    from tests.cli_runner import up_jobs_process
-
     workspace = Workspace.for_duckdb(emulator.db)
     emulator.run()
     emulator.store.advance(fraction=0.7, seed=5)
@@ -130,3 +129,31 @@ def test_a_pending_package_whose_state_file_a_crash_emptied_is_set_aside_at_once
     assert _current(emulator)  # the package's jobs, not held, were fetched again in the same run
     again = emulator.run()
     assert not again.set_aside and not again.has_problems
+
+
+def test_a_read_only_folder_for_the_published_file_is_named_and_the_run_after_it_publishes(emulator, tmp_path):
+    """Not stuck, but it must say why: removing the temporary copy failed too on a read-only file
+    system, and that error (naming only ``.up_jobs.duckdb.<pid>.tmp``) replaced the publish's own."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root (developers' machines and CI run as root)")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(disk)], check=True)
+    try:
+        db = disk / "up_jobs.duckdb"
+        (tmp_path / "state").mkdir()
+        Workspace.for_duckdb(db).state_dir.symlink_to(tmp_path / "state")  # the state stays writable
+        args = ("run", "--db", str(db), "--jobs-file", str(emulator.jobs_file))
+        assert up_jobs(*args, env=emulator.env(), cwd=tmp_path).returncode == 0
+        subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+        emulator.store.advance(fraction=0.5, seed=6)
+        failed = up_jobs(*args, env=emulator.env(), cwd=tmp_path)
+        assert failed.returncode == 1
+        assert f"could not publish {db} (the previous file is unchanged)" in failed.stderr
+        assert "Read-only file system" in failed.stderr
+        subprocess.run(["mount", "-o", "remount,rw", str(disk)], check=True)
+        assert up_jobs(*args, env=emulator.env(), cwd=tmp_path).returncode == 0
+        emulator.db = db
+        assert _current(emulator)
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=True)
