@@ -55,11 +55,23 @@ class Loader:
             if innermost(error, KeyboardInterrupt) is not None or not self._should_set_aside(error):
                 raise
             cause = one_line_cause(error)
+        self._set_aside(refs, cause)
+        return False
+
+    def has_pending_data(self) -> bool:
+        """dlt's ``has_pending_data``, after setting aside at once the pending packages when one has
+        a state file that is not JSON (a crash can leave it empty): dlt fails parsing it outside
+        any step, at every run, so counting attempts never reached the set-aside."""
+        unreadable = set_aside.unreadable_packages(self.pipeline)
+        if unreadable:
+            self._set_aside((), f"dlt cannot read {unreadable[0]}")
+        return self.pipeline.has_pending_data
+
+    def _set_aside(self, refs: Sequence[JobRef], cause: str) -> None:
         kept = set_aside.set_aside_pending(self.pipeline, self.workspace.state_dir, cause)
         self.summary.set_aside.extend(kept)
         for ref in [*refs, *(ref for package in kept for ref in package.refs)]:
             self.failed[ref] = f"{cause} (package set aside in {self.workspace.state_dir / 'set_aside'})"
-        return False
 
     def _should_set_aside(self, error: Exception) -> bool:
         """Always for normalisation (data); for a load, when dlt says retrying cannot help, or after

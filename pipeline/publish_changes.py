@@ -63,10 +63,22 @@ class PublishedRecord:
 
 
 def read_record(path: Path) -> PublishedRecord | None:
+    """None when there is none yet, or it is unreadable or not what :func:`write_record` writes
+    (every run would fail on a count that is not a number): the next publish is then a full copy
+    and writes a new one."""
     try:
-        return PublishedRecord(**json.loads(path.read_text()))
+        record = PublishedRecord(**json.loads(path.read_text()))
     except (OSError, ValueError, TypeError):
-        return None  # none yet, or unreadable: the next publish is a full copy and writes a new one
+        return None
+    return record if _well_formed(record) else None
+
+
+def _well_formed(record: PublishedRecord) -> bool:
+    def integers(value: object) -> bool:
+        return isinstance(value, list) and all(type(item) is int for item in value)
+
+    return (integers(record.published) and integers(record.working) and isinstance(record.storage_version, str)
+            and type(record.publishes_since_full_copy) is int)
 
 
 def write_record(path: Path, record: PublishedRecord) -> None:

@@ -82,7 +82,8 @@ def execute(
                    f"on {settings.destination} let the orchestrator run one shard's load at a time")
         summary.config_problems.append(ConfigProblem("shard", message, is_error=False))
     with workspace.lock(settings.lock_timeout_seconds), dlt_columns_on_arrow_rows():
-        workspace.prepare()
+        for repair in workspace.prepare():  # what it set aside so that this run could proceed
+            summary.config_problems.append(ConfigProblem(str(workspace.state_dir), repair, is_error=False))
         pipeline = make_pipeline(workspace, settings.destination, settings.shard)
         if summary.destination:
             warehouse.check_connection(pipeline)  # a refused login is a configuration error (exit 2)
@@ -111,7 +112,7 @@ def _fetch_and_load(
     """
     started = time.monotonic()
     loader = Loader(pipeline, workspace, summary, settings)
-    if pipeline.has_pending_data:  # a previous run died after extracting: finish its work first
+    if loader.has_pending_data():  # a previous run died after extracting: finish its work first
         with warehouse.load_lock(pipeline, settings.lock_timeout_seconds, summary.timings):
             loader.load_or_set_aside(refs=())
     plan, counts = plan_fetch(pipeline, jobs, settings.refresh, settings.retry_errors, settings.backoff, summary.config_problems)

@@ -51,6 +51,21 @@ def pending_load_ids(pipeline: dlt.Pipeline) -> list[str]:
     return [*pipeline.list_extracted_load_packages(), *pipeline.list_normalized_load_packages()]
 
 
+def unreadable_packages(pipeline: dlt.Pipeline) -> list[str]:
+    """Pending packages' state files that are not JSON, as paths inside the pipeline folder."""
+    working_dir = Path(pipeline.working_dir)
+    unreadable = []
+    for load_id in pending_load_ids(pipeline):
+        package = _package_dir(working_dir, load_id)
+        state = package / "load_package_state.json" if package else None
+        if state is not None and state.exists():
+            try:
+                json.loads(state.read_bytes())
+            except (OSError, ValueError):
+                unreadable.append(str(state.relative_to(working_dir)))
+    return unreadable
+
+
 def count_attempt(state_dir: Path, load_ids: list[str]) -> int:
     """Remember one more failed attempt at these packages; returns the most attempts of any."""
     path = state_dir / ATTEMPTS_FILE

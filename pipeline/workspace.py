@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import itertools
+import json
 import os
 import shutil
 import time
@@ -35,13 +37,35 @@ STAGING_SCHEMA = f"{DATASET_NAME}_staging"
 
 
 def _opens(path: Path) -> bool:
-    """False only when DuckDB says the file is not a database it can read (not when it is locked)."""
+    """False only when DuckDB says the file is not a database it can read (not when it is locked),
+    or when the file is shorter than the blocks its header counts: DuckDB opens a file cut short
+    (a full disk, a crash before the data reached the disk) and fails only when a query reads a
+    block past the end, at every run's load."""
     try:
-        duckdb.connect(str(path), read_only=True).close()
-        return True
+        with duckdb.connect(str(path), read_only=True) as connection:
+            row = connection.execute("select block_size, total_blocks from pragma_database_size()").fetchone()
+        return row is None or path.stat().st_size >= DUCKDB_HEADER_BYTES + row[0] * row[1]
     except duckdb.IOException as error:
         return "lock" in str(error).lower()
     except duckdb.Error:
+        return False
+
+
+DUCKDB_HEADER_BYTES = 3 * 4096
+"""A DuckDB file's main header and its two database headers, before the first block."""
+
+
+def _unused(prefix: Path) -> Path:
+    """``<prefix>-<UTC time>``, numbered when a path of that name exists (two in one second)."""
+    stamped = prefix.with_name(f"{prefix.name}-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}")
+    candidates = (stamped.with_name(f"{stamped.name}-{number}") for number in itertools.count(2))
+    return stamped if not stamped.exists() else next(path for path in candidates if not path.exists())
+
+
+def _readable_json_object(path: Path) -> bool:
+    try:
+        return isinstance(json.loads(path.read_bytes()), dict)
+    except (OSError, ValueError):
         return False
 
 
@@ -82,29 +106,75 @@ class Workspace:
     def lock_path(self) -> Path:
         return self.state_dir / "run.lock"
 
-    def prepare(self) -> None:
-        """Create the state folder, clear what a failed or killed publish left, and seed the
-        working copy from a published file if it is missing.
+    def prepare(self) -> list[str]:
+        """Create the state folder, clear what a failed or killed publish left, set aside what no
+        run could get past, and seed the working copy from a published file if it is missing.
+        Returns what it set aside, one line each, for the run's summary.
 
-        A working copy DuckDB cannot open (a crash or a full disk mid-write) is moved aside and
-        reseeded from the published file, the last good state: otherwise every later run would
-        fail on it. Jobs newer than that state are simply fetched again. Opening it to find out
-        costs a DuckDB instance (20-150 ms here), so a working copy exactly as the last publish
-        left it is trusted unopened.
+        A working copy DuckDB cannot open or read whole (a crash or a full disk mid-write) is
+        moved aside and reseeded from the published file, the last good state: otherwise every
+        later run would fail on it. Jobs newer than that state are simply fetched again. Opening
+        it to find out costs a DuckDB instance (20-150 ms here), so a working copy exactly as the
+        last publish left it is trusted unopened. dlt's pipeline folders are checked as
+        :meth:`set_aside_unreadable_pipelines` says.
         """
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.remove_leftovers()
-        if self.db_path and self.work_db.exists() and not self.working_copy_as_published() and not _opens(self.work_db):
-            stamp = time.strftime("%Y%m%dT%H%M%S")
-            self.work_db.rename(self.work_db.with_name(f"work.duckdb.unreadable-{stamp}"))
+        repairs = self.set_aside_unreadable_pipelines()
+        if self.db_path is None:
+            return repairs
+        if self.work_db.exists() and not self.working_copy_as_published() and not _opens(self.work_db):
+            kept = _unused(self.work_db.with_name("work.duckdb.unreadable"))
+            self.work_db.rename(kept)
             self.work_db.with_name("work.duckdb.wal").unlink(missing_ok=True)
-        if self.db_path and not self.work_db.exists() and self.db_path.exists():
+            repairs.append(f"the working copy could not be read; moved to {kept}")
+        if self.work_db.exists():
+            return repairs
+        # a WAL whose database is gone (deleted by hand after a crash) applies to no other file:
+        # DuckDB refuses to open a new working copy beside it ("WAL does not match database")
+        self.work_db.with_name("work.duckdb.wal").unlink(missing_ok=True)
+        if self.db_path.exists() and _opens(self.db_path):
             seed = self.work_db.with_name(f".{self.work_db.name}.{os.getpid()}.tmp")
             try:
                 shutil.copyfile(self.db_path, seed)
                 os.replace(seed, self.work_db)
             finally:
                 seed.unlink(missing_ok=True)
+            return repairs
+        if self.db_path.exists():
+            repairs.append(f"{self.db_path} could not be read; this run replaces it with every job fetched again")
+        if self.pipelines_dir.is_dir() and any(self.pipelines_dir.iterdir()):
+            # dlt's state describes tables that went with both files: with it, dlt would create only
+            # the tables a load brings rows to, and the views reading the others failed every run
+            kept = _unused(self.state_dir / "pipelines.without-data")
+            self.pipelines_dir.rename(kept)
+            repairs.append(f"no working copy and no published file to rebuild it from: dlt's pipeline folder, "
+                           f"whose state described them, moved to {kept}; every job is fetched again")
+        return repairs
+
+    def set_aside_unreadable_pipelines(self) -> list[str]:
+        """Move aside a dlt pipeline folder whose state or schema file is not a JSON object.
+
+        dlt replaces those files by a rename without fsync, so a crash can leave one empty; dlt then
+        fails to read it at every run. Without its folder dlt restores the pipeline's state and
+        schema from the destination (the working copy or the warehouse), as on a new machine; the
+        folder's pending packages go with it, and their jobs, not held, are fetched again.
+        """
+        repairs: list[str] = []
+        if not self.pipelines_dir.is_dir():
+            return repairs
+        for folder in sorted(path for path in self.pipelines_dir.iterdir() if path.is_dir()):
+            files = [*(folder / "schemas").glob("*.json")]
+            if (folder / "state.json").exists():
+                files.append(folder / "state.json")
+            unreadable = [path for path in files if not _readable_json_object(path)]
+            if unreadable:
+                kept = _unused(self.state_dir / "pipelines.unreadable") / folder.name
+                kept.parent.mkdir()
+                folder.rename(kept)
+                repairs.append(f"dlt's {unreadable[0].relative_to(folder)} could not be read; its pipeline folder moved to "
+                               f"{kept}, the state is restored from the destination")
+        return repairs
 
     @property
     def _record_path(self) -> Path:
@@ -289,8 +359,11 @@ def _fsync(path: Path) -> None:
 
 
 def _remove_database_file(path: Path) -> None:
-    path.unlink(missing_ok=True)
-    path.with_name(path.name + ".wal").unlink(missing_ok=True)
+    """Best effort: on a read-only folder even removing a file that was never made fails (EROFS),
+    which hid the reason the publish failed; what stays is removed when the next run starts."""
+    for file in (path, path.with_name(path.name + ".wal")):
+        with suppress(OSError):
+            file.unlink(missing_ok=True)
 
 
 def _reason(error: BaseException) -> str:
