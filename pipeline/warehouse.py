@@ -105,14 +105,16 @@ def lock_holder_message(client: Any, waited: float) -> str:
 
 def ensure_tables(pipeline: dlt.Pipeline) -> None:
     """Create every table the views read, empty, so views apply even before the first error;
-    and again any the destination lost while the local schema still records it.
+    and again any table or column the destination lost while the local schema still records it.
 
     The second case is a dataset dropped, or the credentials pointed at a new database, with the
     project's local pipeline folder kept: dlt then creates only the tables a load brings rows to
     and stores the schema's version as current, so a table with no rows yet (``fetch_error_state``)
     was never created again, and every later run failed applying the views that read it. An
     orchestrator's ``prepare_tables`` runs this before any load: then the dataset and dlt's own
-    tables are missing too. One ``information_schema`` query per run (19-30 ms on local Postgres)."""
+    tables are missing too. ``up-jobs run`` calls it before each load (:func:`loader.normalize_load`):
+    a load into a table dlt believes exists fails, and failed on every run (``job_observations``
+    dropped: exit 1 each time). One ``information_schema`` query per run (19-30 ms on local Postgres)."""
     schema = pipeline.default_schema
     missing = [table for table in tables.empty_table_schemas() if table["name"] not in schema.tables]
     for table in missing:
@@ -125,10 +127,19 @@ def ensure_tables(pipeline: dlt.Pipeline) -> None:
         if not isinstance(client, SqlJobClientBase):
             return  # a destination without information_schema: dlt's own migration is all there is
         expected = [*schema.data_table_names(), *schema.dlt_table_names()]
-        lost = [name for name, columns in client.get_storage_tables(expected) if not columns]
+        lost = [name for name, columns in client.get_storage_tables(expected) if not columns or _lacks_columns(schema, name, columns)]
         if lost:
             client.initialize_storage()  # the dataset itself, when it went too
-            client.update_stored_schema(only_tables=lost, force=True)  # force: the version may be stored, the tables are not
+            # force: the version may be stored, the tables are not; every table, not only the lost
+            # ones: run before a load, the schema may hold a version dlt has not migrated yet, and
+            # storing it after creating only these would make the load skip the other tables' new columns
+            client.update_stored_schema(force=True)
+
+
+def _lacks_columns(schema: Any, table: str, columns: dict[str, Any]) -> bool:
+    """A column of the local schema that the destination's table no longer has (dropped by hand):
+    dlt adds it only when its schema version changes, so every load would fail until then."""
+    return bool(schema.get_new_table_columns(table, columns, case_sensitive=False))
 
 
 def check_destination_name(name: str) -> None:

@@ -1,0 +1,50 @@
+"""Never stuck on Postgres: whatever a DBA or a crash leaves in the warehouse, the next cron run
+proceeds on its own, or fails with one line naming what only a human can decide."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+
+from pipeline.emulator.generator import format_timestamp
+from tests.cli_runner import up_jobs
+from tests.conftest import _POSTGRES, SECRET_KEY, start_emulator
+
+pytestmark = pytest.mark.skipif(not _POSTGRES, reason="no PostgreSQL at UP_JOBS_TEST_POSTGRES; .ci/run starts one")
+
+
+def _execute(dsn: str, sql: str) -> None:
+    import psycopg2
+
+    with psycopg2.connect(dsn) as connection, connection.cursor() as cursor:
+        cursor.execute(sql)
+
+
+def _touch(emulator, progress: float) -> None:
+    """Every job moves on (running again, new progress), so every run has rows to load."""
+    now = format_timestamp(datetime.now(timezone.utc))
+    for ref in emulator.store.refs():
+        emulator.store.put(ref, {**emulator.store.get(ref), "state": "in-process", "progress": progress, "updated_at": now})
+
+
+def test_a_table_or_column_dropped_by_hand_is_recreated_by_the_next_run(tmp_path, postgres_database):
+    """A DBA drops ``job_observations`` (a table every load appends to) and a column of
+    ``workflow_jobs``. dlt's stored schema version still lists both, so its load neither recreates
+    nor re-adds them: every run failed with exit 1 ("relation telestream_up.job_observations does
+    not exist"), and no job was updated. Now the next run recreates them before loading."""
+    for emulator in start_emulator(tmp_path, jobs=12, seed=5, api_key=SECRET_KEY, destination="postgres", dsn=postgres_database):
+        env = {**emulator.env(), "DESTINATION__POSTGRES__CREDENTIALS": postgres_database}
+        args = ["run", "--destination", "postgres", "--concurrency", "4", "--jobs-file", str(emulator.jobs_file)]
+        _touch(emulator, 40.0)  # none terminal: every run fetches and loads every job
+        assert up_jobs(*args, env=env, cwd=tmp_path).returncode == 0
+        _execute(postgres_database, "drop table telestream_up.job_observations cascade; "
+                                    "alter table telestream_up.workflow_jobs drop column progress cascade")
+        for progress in (41.0, 42.0):
+            _touch(emulator, progress)
+            result = up_jobs(*args, env=env, cwd=tmp_path)
+            assert result.returncode == 0, result.stderr[-2000:]
+            assert emulator.query("select count(*) filter (where progress = %s) from telestream_up.workflow_jobs" % progress) == [(12,)]
+        appended = emulator.query("select count(*) from telestream_up.job_observations where progress = 42.0")[0][0]
+        assert appended > 0  # the history is appended to again
+        assert emulator.query("select count(*) from telestream_up.job_durations") == [(12,)]
