@@ -111,6 +111,9 @@ def _fetch_and_load(
     """
     started = time.monotonic()
     loader = Loader(pipeline, workspace, summary, settings)
+    if summary.destination and warehouse.check_columns(pipeline):  # a column retyped by hand: one line naming the fix
+        with warehouse.load_lock(pipeline, settings.lock_timeout_seconds, summary.timings):
+            warehouse.ensure_tables(pipeline)  # planning reads workflow_jobs: a table or column lost fails it
     if pipeline.has_pending_data:  # a previous run died after extracting: finish its work first
         with warehouse.load_lock(pipeline, settings.lock_timeout_seconds, summary.timings):
             loader.load_or_set_aside(refs=())

@@ -142,6 +142,53 @@ def _lacks_columns(schema: Any, table: str, columns: dict[str, Any]) -> bool:
     return bool(schema.get_new_table_columns(table, columns, case_sensitive=False))
 
 
+class WarehouseDrift(RuntimeError):
+    """A table of ours was changed by hand so that every run would fail: only a human can decide
+    how to change it back (the data in it may matter), so the run stops naming the column and the fix."""
+
+
+def check_columns(pipeline: dlt.Pipeline) -> bool:
+    """True when a table or column of the local schema is missing in the warehouse (then
+    :func:`ensure_tables` must run before planning, which reads ``workflow_jobs.updated_at``: a
+    column dropped or renamed aside failed every run there). Stops, naming what to change, when a column of ours has another type in the warehouse than
+    the pipeline loads (``elapsed_seconds`` made text: every run failed applying the views; made
+    so ``updated_at``: planning failed on ``isfinite(text)``, no job was ever updated again), or a
+    column it does not know is NOT NULL without a default (every row's insert fails: every job set
+    aside on every run). One ``information_schema`` query (with a second only for a NOT NULL column
+    we do not know); nothing to check before the first run or off SQL warehouses."""
+    if pipeline.default_schema_name is None or destination_kind(pipeline) == "duckdb":
+        return False
+    schema = pipeline.default_schema
+    lost = False
+    with pipeline.destination_client() as client:
+        if not isinstance(client, SqlJobClientBase):
+            return False
+        problems = []
+        for table, found in client.get_storage_tables(schema.data_table_names()):
+            lost = lost or not found or _lacks_columns(schema, table, found)
+            wanted = schema.tables[table].get("columns", {})
+            for name, column in found.items():
+                expected = wanted.get(name, {}).get("data_type")
+                if expected and column.get("data_type") and column["data_type"] != expected:
+                    problems.append(f"{table}.{name} is {column['data_type']}, the pipeline loads {expected} (change the "
+                                    "type back, or rename the column aside: the next run adds it, --refresh refills it)")
+                elif name not in wanted and column.get("nullable") is False and not _has_default(client, table, name):
+                    problems.append(f"{table}.{name} is NOT NULL with no default, the pipeline does not write it (alter "
+                                    f"table {pipeline.dataset_name}.{table} alter column {name} drop not null)")
+    if problems:
+        raise WarehouseDrift(f"columns of {pipeline.dataset_name} changed by hand fail every run: " + "; ".join(problems))
+    return lost
+
+
+def _has_default(client: Any, table: str, column: str) -> bool:
+    rows = client.sql_client.execute_sql(
+        "select column_default is not null from information_schema.columns "
+        "where table_schema = %s and table_name = %s and column_name = %s",
+        client.sql_client.dataset_name, table, column,
+    )
+    return bool(rows and rows[0][0])
+
+
 def check_destination_name(name: str) -> None:
     """An unknown ``--destination`` is a configuration error naming the setting, not a traceback."""
     try:

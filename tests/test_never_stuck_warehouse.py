@@ -48,3 +48,34 @@ def test_a_table_or_column_dropped_by_hand_is_recreated_by_the_next_run(tmp_path
         appended = emulator.query("select count(*) from telestream_up.job_observations where progress = 42.0")[0][0]
         assert appended > 0  # the history is appended to again
         assert emulator.query("select count(*) from telestream_up.job_durations") == [(12,)]
+
+
+def test_a_column_retyped_or_made_not_null_by_hand_stops_the_run_naming_the_fix(tmp_path, postgres_database):
+    """Only a human can decide how to change back a column a DBA retyped (its data may matter),
+    or a NOT NULL column the pipeline does not write. Every run used to fail on a symptom instead:
+    ``updated_at`` made text failed planning on ``function isfinite(text) does not exist`` (no job
+    updated again); the NOT NULL column set every job aside, each run, with a row dump. Now one
+    line names the column and the fix, before anything is fetched; once fixed, runs proceed."""
+    for emulator in start_emulator(tmp_path, jobs=8, seed=5, api_key=SECRET_KEY, destination="postgres", dsn=postgres_database):
+        env = {**emulator.env(), "DESTINATION__POSTGRES__CREDENTIALS": postgres_database}
+        args = ["run", "--destination", "postgres", "--concurrency", "4", "--jobs-file", str(emulator.jobs_file)]
+        _touch(emulator, 40.0)
+        assert up_jobs(*args, env=env, cwd=tmp_path).returncode == 0
+        _execute(postgres_database, "drop view telestream_up.job_durations cascade; "
+                                    "alter table telestream_up.workflow_jobs alter column updated_at type text; "
+                                    "alter table telestream_up.workflow_jobs add column owner text not null default 'ops'; "
+                                    "alter table telestream_up.workflow_jobs alter column owner drop default")
+        requests = emulator.store.total_requests
+        failed = up_jobs(*args, env=env, cwd=tmp_path)
+        assert failed.returncode == 1
+        message = failed.stderr.splitlines()[0]
+        assert "workflow_jobs.updated_at is text, the pipeline loads timestamp" in message
+        assert "alter table telestream_up.workflow_jobs alter column owner drop not null" in message
+        assert emulator.store.total_requests == requests  # stopped before fetching anything
+        _execute(postgres_database, "alter table telestream_up.workflow_jobs rename column updated_at to updated_at_text; "
+                                    "alter table telestream_up.workflow_jobs alter column owner drop not null")
+        _touch(emulator, 43.0)
+        fixed = up_jobs(*args, env=env, cwd=tmp_path)
+        assert fixed.returncode == 0, fixed.stderr[-2000:]
+        assert emulator.query("select count(*) from telestream_up.workflow_jobs where progress = 43.0 and updated_at is not null") == [(8,)]
+        assert emulator.query("select count(*) from telestream_up.job_durations") == [(8,)]
