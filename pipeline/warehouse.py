@@ -16,6 +16,7 @@ from typing import Any, Iterator
 
 import dlt
 from dlt.common.destination import Destination
+from dlt.common.destination.client import WithStagingDataset
 from dlt.common.destination.exceptions import DestinationUndefinedEntity, UnknownDestinationModule
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 from dlt.destinations.job_client_impl import SqlJobClientBase
@@ -175,9 +176,25 @@ def check_columns(pipeline: dlt.Pipeline) -> bool:
                 elif name not in wanted and column.get("nullable") is False and not _has_default(client, table, name):
                     problems.append(f"{table}.{name} is NOT NULL with no default, the pipeline does not write it (alter "
                                     f"table {pipeline.dataset_name}.{table} alter column {name} drop not null)")
+        if isinstance(client, WithStagingDataset):
+            _reset_staging_if_stale(client, schema)
     if problems:
         raise WarehouseDrift(f"columns of {pipeline.dataset_name} changed by hand fail every run: " + "; ".join(problems))
     return lost
+
+
+def _reset_staging_if_stale(client: Any, schema: Any) -> None:
+    """Drop this pipeline's merge staging dataset when a column of one of its tables has another
+    type than the schema: dlt empties staging tables and adds columns, never retypes, so such a
+    table (``name`` made int there) failed every load of every later run. It holds nothing between
+    loads; dlt creates it again with the next load. One more ``information_schema`` query."""
+    with client.with_staging_dataset():
+        for table, found in client.get_storage_tables(schema.data_table_names()):
+            wanted = schema.tables[table].get("columns", {})
+            retyped = any(wanted.get(name, {}).get("data_type") not in (None, column.get("data_type")) for name, column in found.items())
+            if retyped:
+                client.sql_client.drop_dataset()
+                return
 
 
 def _has_default(client: Any, table: str, column: str) -> bool:

@@ -79,3 +79,22 @@ def test_a_column_retyped_or_made_not_null_by_hand_stops_the_run_naming_the_fix(
         assert fixed.returncode == 0, fixed.stderr[-2000:]
         assert emulator.query("select count(*) from telestream_up.workflow_jobs where progress = 43.0 and updated_at is not null") == [(8,)]
         assert emulator.query("select count(*) from telestream_up.job_durations") == [(8,)]
+
+
+def test_a_retyped_staging_table_is_rebuilt_by_the_next_run(tmp_path, postgres_database):
+    """dlt's merge staging table with a column of another type (``name`` made int there): dlt
+    only empties staging tables, so every load failed on it (exit 1, 3 runs in a row, no job
+    updated). The staging dataset holds nothing between loads: the next run drops it and dlt
+    creates it again."""
+    for emulator in start_emulator(tmp_path, jobs=8, seed=5, api_key=SECRET_KEY, destination="postgres", dsn=postgres_database):
+        env = {**emulator.env(), "DESTINATION__POSTGRES__CREDENTIALS": postgres_database}
+        args = ["run", "--destination", "postgres", "--concurrency", "4", "--jobs-file", str(emulator.jobs_file)]
+        _touch(emulator, 40.0)
+        assert up_jobs(*args, env=env, cwd=tmp_path).returncode == 0
+        _execute(postgres_database, "alter table telestream_up_staging.workflow_jobs alter column name type int using 1")
+        _touch(emulator, 44.0)
+        result = up_jobs(*args, env=env, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert emulator.query("select count(*) from telestream_up.workflow_jobs where progress = 44.0") == [(8,)]
+        assert emulator.query("select data_type from information_schema.columns where table_schema = "
+                              "'telestream_up_staging' and table_name = 'workflow_jobs' and column_name = 'name'") == [("character varying",)]  # dlt's text on Postgres
