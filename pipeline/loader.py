@@ -13,7 +13,7 @@ from typing import Sequence
 
 import dlt
 
-from pipeline import failpoints, set_aside
+from pipeline import failpoints, set_aside, warehouse
 from pipeline.errors import innermost, one_line_cause
 from pipeline.factories import build_source
 from pipeline.http import FetchResult, UpClient
@@ -26,13 +26,18 @@ from pipeline.workspace import Workspace
 
 
 def normalize_load(pipeline: dlt.Pipeline, timings: dict[str, float]) -> None:
-    """dlt's normalize and load, spelled out so a crash test can stop between them; each timed."""
+    """dlt's normalize and load, spelled out so a crash test can stop between them; each timed.
+
+    Between them, the tables are ensured (:func:`warehouse.ensure_tables`): a table or column
+    dropped by hand while dlt's stored schema version still lists it would fail this load, and
+    every later one. After normalize, so the schema ensured is exactly the one this load uses."""
     started = time.monotonic()
     pipeline.normalize()
     timings["normalize"] = time.monotonic() - started
     failpoints.reached("normalized")
     failpoints.reached("load")
     started = time.monotonic()
+    warehouse.ensure_tables(pipeline)
     pipeline.load()
     timings["load"] = time.monotonic() - started
     failpoints.reached("loaded")

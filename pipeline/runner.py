@@ -112,6 +112,9 @@ def _fetch_and_load(
     """
     started = time.monotonic()
     loader = Loader(pipeline, workspace, summary, settings)
+    if summary.destination and warehouse.check_columns(pipeline):  # a column retyped by hand: one line naming the fix
+        with warehouse.load_lock(pipeline, settings.lock_timeout_seconds, summary.timings):
+            warehouse.ensure_tables(pipeline)  # planning reads workflow_jobs: a table or column lost fails it
     if loader.has_pending_data():  # a previous run died after extracting: finish its work first
         with warehouse.load_lock(pipeline, settings.lock_timeout_seconds, summary.timings):
             loader.load_or_set_aside(refs=())
@@ -137,7 +140,6 @@ def _fetch_and_load(
         loader.record_load_failures(plan)
         prune_loaded_packages(pipeline)
         observations.save_confirmations(workspace.state_dir, confirmed, summary.stats.seen)
-        started_views = time.monotonic()
-        warehouse.ensure_tables(pipeline)
+        started_views = time.monotonic()  # the tables the views read: ensured before each load (normalize_load)
         summary.views_applied = apply_views(pipeline)  # every shard: only missing or changed views
         summary.timings["views"] = time.monotonic() - started_views

@@ -16,6 +16,7 @@ from typing import Any, Iterator
 
 import dlt
 from dlt.common.destination import Destination
+from dlt.common.destination.client import WithStagingDataset
 from dlt.common.destination.exceptions import DestinationUndefinedEntity, UnknownDestinationModule
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 from dlt.destinations.job_client_impl import SqlJobClientBase
@@ -105,14 +106,16 @@ def lock_holder_message(client: Any, waited: float) -> str:
 
 def ensure_tables(pipeline: dlt.Pipeline) -> None:
     """Create every table the views read, empty, so views apply even before the first error;
-    and again any the destination lost while the local schema still records it.
+    and again any table or column the destination lost while the local schema still records it.
 
     The second case is a dataset dropped, or the credentials pointed at a new database, with the
     project's local pipeline folder kept: dlt then creates only the tables a load brings rows to
     and stores the schema's version as current, so a table with no rows yet (``fetch_error_state``)
     was never created again, and every later run failed applying the views that read it. An
     orchestrator's ``prepare_tables`` runs this before any load: then the dataset and dlt's own
-    tables are missing too. One ``information_schema`` query per run (19-30 ms on local Postgres)."""
+    tables are missing too. ``up-jobs run`` calls it before each load (:func:`loader.normalize_load`):
+    a load into a table dlt believes exists fails, and failed on every run (``job_observations``
+    dropped: exit 1 each time). One ``information_schema`` query per run (19-30 ms on local Postgres)."""
     schema = pipeline.default_schema
     missing = [table for table in tables.empty_table_schemas() if table["name"] not in schema.tables]
     for table in missing:
@@ -125,10 +128,82 @@ def ensure_tables(pipeline: dlt.Pipeline) -> None:
         if not isinstance(client, SqlJobClientBase):
             return  # a destination without information_schema: dlt's own migration is all there is
         expected = [*schema.data_table_names(), *schema.dlt_table_names()]
-        lost = [name for name, columns in client.get_storage_tables(expected) if not columns]
+        lost = [name for name, columns in client.get_storage_tables(expected) if not columns or _lacks_columns(schema, name, columns)]
         if lost:
             client.initialize_storage()  # the dataset itself, when it went too
-            client.update_stored_schema(only_tables=lost, force=True)  # force: the version may be stored, the tables are not
+            # force: the version may be stored, the tables are not; every table, not only the lost
+            # ones: run before a load, the schema may hold a version dlt has not migrated yet, and
+            # storing it after creating only these would make the load skip the other tables' new columns
+            client.update_stored_schema(force=True)
+
+
+def _lacks_columns(schema: Any, table: str, columns: dict[str, Any]) -> bool:
+    """A column of the local schema that the destination's table no longer has (dropped by hand):
+    dlt adds it only when its schema version changes, so every load would fail until then."""
+    return bool(schema.get_new_table_columns(table, columns, case_sensitive=False))
+
+
+class WarehouseDrift(RuntimeError):
+    """A table of ours was changed by hand so that every run would fail: only a human can decide
+    how to change it back (the data in it may matter), so the run stops naming the column and the fix."""
+
+
+def check_columns(pipeline: dlt.Pipeline) -> bool:
+    """True when a table or column of the local schema is missing in the warehouse (then
+    :func:`ensure_tables` must run before planning, which reads ``workflow_jobs.updated_at``: a
+    column dropped or renamed aside failed every run there). Stops, naming what to change, when a column of ours has another type in the warehouse than
+    the pipeline loads (``elapsed_seconds`` made text: every run failed applying the views; made
+    so ``updated_at``: planning failed on ``isfinite(text)``, no job was ever updated again), or a
+    column it does not know is NOT NULL without a default (every row's insert fails: every job set
+    aside on every run). One ``information_schema`` query (with a second only for a NOT NULL column
+    we do not know); nothing to check before the first run or off SQL warehouses."""
+    if pipeline.default_schema_name is None or destination_kind(pipeline) == "duckdb":
+        return False
+    schema = pipeline.default_schema
+    lost = False
+    with pipeline.destination_client() as client:
+        if not isinstance(client, SqlJobClientBase):
+            return False
+        problems = []
+        for table, found in client.get_storage_tables(schema.data_table_names()):
+            lost = lost or not found or _lacks_columns(schema, table, found)
+            wanted = schema.tables[table].get("columns", {})
+            for name, column in found.items():
+                expected = wanted.get(name, {}).get("data_type")
+                if expected and column.get("data_type") and column["data_type"] != expected:
+                    problems.append(f"{table}.{name} is {column['data_type']}, the pipeline loads {expected} (change the "
+                                    "type back, or rename the column aside: the next run adds it, --refresh refills it)")
+                elif name not in wanted and column.get("nullable") is False and not _has_default(client, table, name):
+                    problems.append(f"{table}.{name} is NOT NULL with no default, the pipeline does not write it (alter "
+                                    f"table {pipeline.dataset_name}.{table} alter column {name} drop not null)")
+        if isinstance(client, WithStagingDataset):
+            _reset_staging_if_stale(client, schema)
+    if problems:
+        raise WarehouseDrift(f"columns of {pipeline.dataset_name} changed by hand fail every run: " + "; ".join(problems))
+    return lost
+
+
+def _reset_staging_if_stale(client: Any, schema: Any) -> None:
+    """Drop this pipeline's merge staging dataset when a column of one of its tables has another
+    type than the schema: dlt empties staging tables and adds columns, never retypes, so such a
+    table (``name`` made int there) failed every load of every later run. It holds nothing between
+    loads; dlt creates it again with the next load. One more ``information_schema`` query."""
+    with client.with_staging_dataset():
+        for table, found in client.get_storage_tables(schema.data_table_names()):
+            wanted = schema.tables[table].get("columns", {})
+            retyped = any(wanted.get(name, {}).get("data_type") not in (None, column.get("data_type")) for name, column in found.items())
+            if retyped:
+                client.sql_client.drop_dataset()
+                return
+
+
+def _has_default(client: Any, table: str, column: str) -> bool:
+    rows = client.sql_client.execute_sql(
+        "select column_default is not null from information_schema.columns "
+        "where table_schema = %s and table_name = %s and column_name = %s",
+        client.sql_client.dataset_name, table, column,
+    )
+    return bool(rows and rows[0][0])
 
 
 def check_destination_name(name: str) -> None:
