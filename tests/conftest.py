@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -177,3 +179,17 @@ def faulty_emulator(tmp_path: Path, destination: tuple[str, str | None]) -> Iter
     yield from start_emulator(
         tmp_path, jobs=150, seed=3, api_key=SECRET_KEY, faults=plan, destination=destination[0], dsn=destination[1]
     )
+
+
+@contextmanager
+def tmpfs(folder: Path, size: str) -> Iterator[Path]:
+    """A small tmpfs mounted on ``folder`` (a full or read-only disk for real); skips the test
+    where mounting needs a root this process is not (developers' machines and CI run as root)."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root (developers' machines and CI run as root)")
+    folder.mkdir(exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], check=True)
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=True)

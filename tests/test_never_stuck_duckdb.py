@@ -8,16 +8,15 @@ files), as a crash or a full disk leaves it; before the fix behind each, every l
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 
 import duckdb
-import pytest
 
 from pipeline.workspace import Workspace
 from tests.cli_runner import up_jobs, up_jobs_process
+from tests.conftest import tmpfs
 
 
 def _current(emulator) -> bool:
@@ -134,12 +133,7 @@ def test_a_pending_package_whose_state_file_a_crash_emptied_is_set_aside_at_once
 def test_a_read_only_folder_for_the_published_file_is_named_and_the_run_after_it_publishes(emulator, tmp_path):
     """Not stuck, but it must say why: removing the temporary copy failed too on a read-only file
     system, and that error (naming only ``.up_jobs.duckdb.<pid>.tmp``) replaced the publish's own."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root (developers' machines and CI run as root)")
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(disk)], check=True)
-    try:
+    with tmpfs(tmp_path / "disk", "16m") as disk:
         db = disk / "up_jobs.duckdb"
         (tmp_path / "state").mkdir()
         Workspace.for_duckdb(db).state_dir.symlink_to(tmp_path / "state")  # the state stays writable
@@ -155,5 +149,4 @@ def test_a_read_only_folder_for_the_published_file_is_named_and_the_run_after_it
         assert up_jobs(*args, env=emulator.env(), cwd=tmp_path).returncode == 0
         emulator.db = db
         assert _current(emulator)
-    finally:
-        subprocess.run(["umount", "-l", str(disk)], check=True)
+

@@ -3,7 +3,6 @@ WAL by a notebook that wrote to it, and written on a disk that fills up."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -14,6 +13,7 @@ import pytest
 
 from pipeline.settings import DUCKDB_STORAGE_VERSION, ConfigError
 from pipeline.workspace import STAGING_SCHEMA, Workspace, copy_database
+from tests.conftest import tmpfs
 from tests.test_cli import up_jobs
 
 DUCKDB_CLI = Path(sys.executable).with_name("duckdb")  # the `duckdb` command of the duckdb-cli package (test extra)
@@ -124,15 +124,8 @@ def test_a_writers_stray_wal_is_removed_by_the_next_publish(emulator):
 @pytest.fixture
 def small_disk(tmp_path: Path):
     """An 8 MB tmpfs for the analysis file (the working copy stays on the normal disk)."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root (developers' machines and CI run as root)")
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(disk)], check=True)
-    try:
+    with tmpfs(tmp_path / "disk", "8m") as disk:
         yield disk
-    finally:
-        subprocess.run(["umount", "-l", str(disk)], check=True)
 
 
 def test_disk_full_while_publishing_leaves_no_temporary_and_the_next_run_publishes(emulator, tmp_path, small_disk):
