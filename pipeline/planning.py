@@ -20,7 +20,7 @@ from typing import Any, Iterator
 
 import dlt
 
-from pipeline import sql_quote, tables
+from pipeline import sql_quote, tables, warehouse
 from pipeline.error_state import BackoffPolicy, ErrorState
 from pipeline.errors import naming_options
 from pipeline.job_ids import ConfigProblem, JobList, JobRef, JobsFileError, Shard, build_job_list
@@ -118,14 +118,16 @@ def plan_fetch(
     retry_errors: bool = False,
     backoff: BackoffPolicy | None = None,
     problems: list[ConfigProblem] | None = None,
+    lock_wait_seconds: float | None = None,
 ) -> tuple[FetchPlan, PlannedCounts]:
     """Read what the destination holds for the listed jobs, then decide which to request.
 
     ``problems`` receives an error when a state table the dataset should have is missing (then
-    every listed job is requested, as on a first run, and the run says why)."""
+    every listed job is requested, as on a first run, and the run says why). On Postgres, a table
+    another session keeps locked is waited for ``lock_wait_seconds`` at most (then LockHeld)."""
     now = datetime.now(timezone.utc)
     parameters = {"refresh": refresh, "retry_errors": retry_errors, "now": now, "future_after": now + FUTURE_SKEW}
-    with _planner(pipeline, problems if problems is not None else []) as (connection, names):
+    with _planner(pipeline, problems if problems is not None else [], lock_wait_seconds) as (connection, names):
         connection.register("up_jobs_listing", jobs.listing)
         try:
             terminal = ", ".join(f"'{state}'" for state in sorted(TERMINAL_STATES))
@@ -171,7 +173,9 @@ def _empty(key: str) -> str:
 
 
 @contextmanager
-def _planner(pipeline: dlt.Pipeline, problems: list[ConfigProblem]) -> Iterator[tuple[Any, dict[str, str]]]:
+def _planner(
+    pipeline: dlt.Pipeline, problems: list[ConfigProblem], lock_wait_seconds: float | None = None
+) -> Iterator[tuple[Any, dict[str, str]]]:
     """A DuckDB connection where ``names`` point at the state tables (or at empty stand-ins)."""
     with pipeline.sql_client() as client:
         present = _present_tables(client, pipeline.dataset_name)
@@ -193,7 +197,8 @@ def _planner(pipeline: dlt.Pipeline, problems: list[ConfigProblem]) -> Iterator[
                 if table not in present:
                     names[key] = f"({_empty(key)})"
                 elif destination_kind(pipeline) == "postgres":
-                    names[key] = _exported(client, key, table, Path(folder) / f"{key}.csv")
+                    with warehouse.table_lock_wait(client, client.make_qualified_table_name(table), lock_wait_seconds):
+                        names[key] = _exported(client, key, table, Path(folder) / f"{key}.csv")
                 else:
                     names[key] = _copied(client, local, key, table)
             yield local, names

@@ -118,7 +118,8 @@ def _fetch_and_load(
     if loader.has_pending_data():  # a previous run died after extracting: finish its work first
         with warehouse.load_lock(pipeline, settings.lock_timeout_seconds, summary.timings):
             loader.load_or_set_aside(refs=())
-    plan, counts = plan_fetch(pipeline, jobs, settings.refresh, settings.retry_errors, settings.backoff, summary.config_problems)
+    plan, counts = plan_fetch(pipeline, jobs, settings.refresh, settings.retry_errors, settings.backoff, summary.config_problems,
+                              settings.lock_timeout_seconds)
     jobs.release_listing()
     confirmed = observations.load_confirmations(workspace.state_dir)
     plan = dataclasses.replace(plan, confirmed=confirmed)

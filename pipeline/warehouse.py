@@ -22,7 +22,7 @@ from dlt.destinations.exceptions import DatabaseUndefinedRelation
 from dlt.destinations.job_client_impl import SqlJobClientBase
 
 from pipeline import tables
-from pipeline.errors import naming_options
+from pipeline.errors import chain, naming_options
 from pipeline.settings import ConfigError
 from pipeline.views import (  # noqa: F401 - re-exported: the views' home was this module
     ViewError,
@@ -89,7 +89,46 @@ where lock.locktype = 'advisory' and lock.granted
 def lock_holder_message(client: Any, waited: float) -> str:
     """Who holds the load lock, from pg_locks and pg_stat_activity, as one line for exit 5."""
     rows = client.execute_sql(_LOCK_HOLDER, LOAD_LOCK_KEY >> 32, LOAD_LOCK_KEY & 0xFFFF_FFFF) or []
-    prefix = f"the warehouse load lock (Postgres advisory lock {LOAD_LOCK_KEY}) is still held after waiting {waited:.1f} s"
+    return _held_by(f"the warehouse load lock (Postgres advisory lock {LOAD_LOCK_KEY}) is still held after waiting {waited:.1f} s", rows)
+
+
+_TABLE_LOCK_HOLDER = """
+select activity.pid, activity.usename, activity.application_name, activity.client_addr,
+       activity.backend_start, activity.state, activity.state_change
+from pg_locks as lock
+join pg_stat_activity as activity on activity.pid = lock.pid
+where lock.locktype = 'relation' and lock.granted and lock.relation = to_regclass(%s)
+    and lock.pid <> pg_backend_pid()
+order by activity.xact_start nulls last
+limit 1
+"""
+
+
+@contextmanager
+def table_lock_wait(client: Any, table: str, timeout_seconds: float | None) -> Iterator[None]:
+    """Statements on ``table`` in this session wait for another session's lock at most
+    ``timeout_seconds`` (the load lock's wait when 0 or None), then raise LockHeld (exit 5)
+    naming the holder. Postgres waits forever by default: a transaction left open after a
+    ``LOCK TABLE`` or an ``ALTER`` hung the run (14 minutes and counting, seen here), and every
+    later cron run then exited 5 on the run lock with no word of why."""
+    limit = timeout_seconds if timeout_seconds and timeout_seconds > 0 else DEFAULT_LOAD_LOCK_WAIT_SECONDS
+    client.execute_sql("select set_config('lock_timeout', %s, false)", f"{int(limit * 1000)}ms")
+    try:
+        yield
+    except Exception as error:
+        if not any(getattr(cause, "pgcode", None) == LOCK_NOT_AVAILABLE for cause in chain(error)):
+            raise
+        rows = client.execute_sql(_TABLE_LOCK_HOLDER, table) or []
+        raise naming_options(LockHeld, _held_by(f"{table} is still locked by another session after waiting {limit:.0f} s", rows)) from error
+    finally:
+        client.execute_sql("select set_config('lock_timeout', '0', false)")
+
+
+LOCK_NOT_AVAILABLE = "55P03"
+"""Postgres' SQLSTATE for ``canceling statement due to lock timeout``."""
+
+
+def _held_by(prefix: str, rows: list[Any]) -> str:
     if not rows:
         return prefix + " (its holder just left; the next run proceeds)"
     pid, user, application, client_addr, since, state, state_since = rows[0]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import time
 from pathlib import Path
 
 import duckdb
@@ -82,3 +84,35 @@ def test_postgres_state_reaches_the_planner_exactly_whatever_the_session_style(t
         assert parked == [(True,)]  # still parked, not "request now"
         assert odd == [(256,)]
         assert not list(Path(pipeline.working_dir).glob("up-jobs-plan-*"))  # the exported files went with the plan
+
+
+@pytest.mark.skipif(not _POSTGRES, reason="no PostgreSQL at UP_JOBS_TEST_POSTGRES; .ci/run starts one")
+def test_a_table_another_session_keeps_locked_is_waited_for_then_named(tmp_path, postgres_database):
+    """Postgres waits for a table lock forever by default: an open transaction after ``LOCK TABLE``
+    hung the run, and later cron runs exited 5 on the run lock without saying why. Now the run
+    waits ``lock_timeout_seconds``, exits as LockHeld (5) naming the holder, and the run after the
+    holder is gone proceeds."""
+    import psycopg2
+
+    from pipeline.workspace import LockHeld
+    from tests.conftest import SECRET_KEY, start_emulator
+
+    for emulator in start_emulator(tmp_path, jobs=20, seed=4, api_key=SECRET_KEY, destination="postgres", dsn=postgres_database):
+        emulator.run()
+        holder = psycopg2.connect(postgres_database)
+        try:
+            # a regression would wait for the lock forever: the holder is ended after 20 s instead, and the test fails
+            holder.cursor().execute("set idle_in_transaction_session_timeout = '20s'")
+            holder.cursor().execute("lock table telestream_up.workflow_jobs in access exclusive mode")
+            holder_pid = holder.get_backend_pid()
+            started = time.monotonic()
+            with pytest.raises(LockHeld) as held:
+                emulator.run(lock_timeout_seconds=1)
+            assert time.monotonic() - started < 30
+            assert "workflow_jobs" in str(held.value) and f"held by server process {holder_pid}" in str(held.value)
+        finally:
+            with contextlib.suppress(psycopg2.Error):  # ended by the server if the run waited past 20 s
+                holder.rollback()
+            holder.close()
+        emulator.store.advance(fraction=0.5, seed=8)
+        assert not emulator.run(lock_timeout_seconds=1).has_problems
