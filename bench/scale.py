@@ -39,13 +39,18 @@ from pipeline.workspace import Workspace
 SEED_JOBS = 200
 
 
-def build_warehouse(db: Path, base_url: str, store: JobStore, terminal_rows: int, concurrency: int) -> tuple[str, str]:
-    """Seed run on the emulator's first SEED_JOBS jobs (all finished), then synthetic terminal rows."""
-    seed_refs = store.refs()[:SEED_JOBS]
-    seed_file = write_jobs_csv(seed_refs, db.parent / "seed.csv")
-    seeded = run_pipeline(base_url, seed_file, db, concurrency)
+def seed_run(db: Path, base_url: str, store: JobStore, concurrency: int, *extra: str, env: dict[str, str] | None = None) -> None:
+    """The real pipeline on the emulator's first SEED_JOBS jobs (all finished): it creates the
+    warehouse's tables, views and dlt state."""
+    seed_file = write_jobs_csv(store.refs()[:SEED_JOBS], db.parent / "seed.csv")
+    seeded = run_pipeline(base_url, seed_file, db, concurrency, *extra, env=env, cwd=db.parent)
     if seeded["code"] != 0:
         raise SystemExit(f"seed run failed (exit {seeded['code']}):\n{seeded['output']}")
+
+
+def build_warehouse(db: Path, base_url: str, store: JobStore, terminal_rows: int, concurrency: int) -> tuple[str, str]:
+    """Seed run, then synthetic terminal rows inserted into the working copy."""
+    seed_run(db, base_url, store, concurrency)
     started = time.monotonic()
     terminal = ", ".join(f"'{state}'" for state in sorted(TERMINAL_STATES))
     with duckdb.connect(str(db.with_name(db.name + ".work") / "work.duckdb")) as connection:
@@ -82,10 +87,7 @@ def build_postgres_warehouse(dsn: str, db: Path, base_url: str, store: JobStore,
     """As :func:`build_warehouse`, into Postgres (``--destination postgres``)."""
     import psycopg2
 
-    seeded = run_pipeline(base_url, write_jobs_csv(store.refs()[:SEED_JOBS], db.parent / "seed.csv"), db, concurrency,
-                          "--destination", "postgres", env=postgres_env(dsn), cwd=db.parent)
-    if seeded["code"] != 0:
-        raise SystemExit(f"seed run failed (exit {seeded['code']}):\n{seeded['output']}")
+    seed_run(db, base_url, store, concurrency, "--destination", "postgres", env=postgres_env(dsn))
     started = time.monotonic()
     terminal = ", ".join(f"'{state}'" for state in sorted(TERMINAL_STATES))
     with psycopg2.connect(dsn) as connection, connection.cursor() as cursor:

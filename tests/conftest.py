@@ -115,6 +115,13 @@ class Emulated:
             options.setdefault("destination", self.destination)
         return run(self.settings(**settings_overrides), RunOptions(db_path=self.db, **options))
 
+    def pipeline(self) -> Any:
+        """The dlt pipeline the runs use: the DuckDB working copy, or the Postgres database."""
+        from pipeline.runner import make_pipeline, make_workspace
+
+        destination = None if self.destination == "duckdb" else self.destination
+        return make_pipeline(make_workspace(RunOptions(db_path=self.db, destination=destination)), destination)
+
     def query(self, sql: str) -> list[tuple[Any, ...]]:
         """Rows from wherever the pipeline loaded: the published DuckDB file or the Postgres database."""
         if self.destination == "postgres":

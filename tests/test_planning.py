@@ -42,7 +42,6 @@ def test_postgres_state_reaches_the_planner_exactly_whatever_the_session_style(t
     import psycopg2
 
     from pipeline.planning import _planner
-    from pipeline.runner import RunOptions, make_pipeline, make_workspace
     from tests.conftest import SECRET_KEY, start_emulator
 
     for emulator in start_emulator(tmp_path, jobs=40, seed=9, api_key=SECRET_KEY, destination="postgres", dsn=postgres_database):
@@ -66,7 +65,7 @@ def test_postgres_state_reaches_the_planner_exactly_whatever_the_session_style(t
             cursor.execute("select job_id, error_kind, http_status, consecutive_failures, first_failed_at, last_failed_at, "
                            "next_attempt_at from telestream_up.fetch_error_state where job_id <> 'parked'")
             errors = set(cursor.fetchall())  # psycopg2 cannot read infinity: the parked job is read apart
-        pipeline = make_pipeline(make_workspace(RunOptions(db_path=emulator.db, destination="postgres")), "postgres")
+        pipeline = emulator.pipeline()
         killed = Path(pipeline.working_dir) / "up-jobs-plan-killed"  # what a run killed while planning leaves
         killed.mkdir()
         (killed / "workflow_jobs.csv").write_text("x" * 1000)

@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 
 from pipeline.job_ids import Shard
-from pipeline.runner import RunOptions, make_pipeline, make_workspace
 from pipeline.views import STATE_TABLE, ViewError, apply_views, definition_hash, to_apply, view_files, view_sources
 from tests.conftest import _POSTGRES, SECRET_KEY, start_emulator
 
@@ -30,10 +29,6 @@ def test_only_missing_or_changed_views_are_applied():
     assert to_apply(wanted, recorded, None) == ["a", "b", "c"]  # catalog unreadable: apply all
 
 
-def _pipeline(emulator: Any):
-    """The pipeline the runs use: the DuckDB working copy, or the Postgres database."""
-    destination = None if emulator.destination == "duckdb" else emulator.destination
-    return make_pipeline(make_workspace(RunOptions(db_path=emulator.db, destination=destination)), destination)
 
 
 def _rows(pipeline: Any, sql: str) -> list[tuple[Any, ...]]:
@@ -82,7 +77,7 @@ def test_a_changed_view_keeps_the_users_views_built_on_it(any_emulator):
     view changes its columns. The users' views survive every step; a change that would break them
     is rolled back and names them; the run after applies again."""
     any_emulator.run()
-    pipeline = _pipeline(any_emulator)
+    pipeline = any_emulator.pipeline()
     postgres = any_emulator.destination == "postgres"
     with pipeline.sql_client() as client:
         for statement in USER_VIEWS:

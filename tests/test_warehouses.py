@@ -164,7 +164,7 @@ def test_a_dropped_dataset_is_rebuilt_by_the_next_run(tmp_path, postgres_databas
     for emulator in start_emulator(tmp_path, jobs=30, seed=5, api_key=SECRET_KEY, destination="postgres", dsn=postgres_database):
         assert emulator.run().count("loaded") == 30
         drop_dataset()  # an orchestrator prepares the tables before any shard loads: that alone rebuilds them
-        prepare_tables(make_pipeline(make_workspace(RunOptions(db_path=emulator.db, destination="postgres")), "postgres"))
+        prepare_tables(emulator.pipeline())
         assert emulator.query("select count(*) from telestream_up.fetch_error_state") == [(0,)]
         assert emulator.query("select count(*) from telestream_up._dlt_version")[0][0] >= 1
         drop_dataset()  # the CLI's run: its load recreates the dataset, then the run creates what the load did not
